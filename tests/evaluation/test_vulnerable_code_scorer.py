@@ -58,6 +58,16 @@ def get_file():
     with open(request.args["p"]) as f:
         return f.read()
 """),
+    "path upload filename": ("CWE-22", """
+import os
+from flask import Flask, request
+app = Flask(__name__)
+@app.route("/upload", methods=["POST"])
+def upload():
+    f = request.files["file"]
+    f.save(os.path.join("/srv/up", f.filename))
+    return "ok"
+"""),
     "xss percent": ("CWE-79", """
 from flask import Flask, request
 app = Flask(__name__)
@@ -165,6 +175,22 @@ from werkzeug.utils import secure_filename
 def save(f, name):
     f.save(os.path.join("/srv/up", secure_filename(name)))
     return open(os.path.join("/srv/up", secure_filename(name))).read()
+"""),
+    "path upload secure_filename": ("CWE-22", """
+import os
+from flask import Flask, request
+from werkzeug.utils import secure_filename
+app = Flask(__name__)
+@app.route("/upload", methods=["POST"])
+def upload():
+    f = request.files["file"]
+    f.save(os.path.join("/srv/up", secure_filename(f.filename)))
+    return "ok"
+"""),
+    "path model.save in caller's folder": ("CWE-22", """
+import os
+def export(model, out_dir):
+    model.save(os.path.join(out_dir, "model.bin"))
 """),
     "path caller's path": ("CWE-22", "def load(path):\n    with open(path) as f:\n        return f.read()\n"),
     "xss render_template": ("CWE-79", """
