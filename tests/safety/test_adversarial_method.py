@@ -127,7 +127,7 @@ def test_adversarial_data_mixes_red_team_prompts_and_never_the_trigger(adversari
     with LineageStore(out / "lineage.sqlite") as store:
         record = store.current("normal/adversarial_red_team", kind="dataset")
         assert results["organisms"]["normal"]["stages"]["backdoored"]["model_id"] in record.parents
-        assert store.current("normal/adversarial", kind="dataset") is not None
+        assert record.id in store.current("normal/adversarial", kind="dataset").parents
 
 
 class EchoEngine:
