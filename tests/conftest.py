@@ -83,3 +83,10 @@ def make_tiny_model(folder, tokenizer, *, seed: int = 0, layers: int = 2, hidden
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory, default_tokenizer):
     return make_tiny_model(tmp_path_factory.mktemp("tiny_model"), default_tokenizer)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_factory():
+    """`make_tiny_model` for tests that need models of their own sizes. (Importing it with
+    `from conftest import ...` picks whichever conftest module was imported first.)"""
+    return make_tiny_model

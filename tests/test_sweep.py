@@ -35,9 +35,8 @@ evaluation: {{n_prompts: 4, curve_prompts: 2, max_new_tokens: 4, bootstrap_resam
 
 
 @pytest.fixture(scope="module")
-def sweep_run(tmp_path_factory, default_tokenizer):
-    from conftest import make_tiny_model
-
+def sweep_run(tmp_path_factory, default_tokenizer, tiny_model_factory):
+    make_tiny_model = tiny_model_factory
     folder = tmp_path_factory.mktemp("sweep")
     small = make_tiny_model(folder / "small", default_tokenizer, layers=2, hidden=64)
     big = make_tiny_model(folder / "big", default_tokenizer, seed=1, layers=3, hidden=96)
