@@ -45,16 +45,18 @@ def test_dropping_finished_rows_never_changes_the_tokens(chatty, chats, fraction
     assert len({len(r) for r in runs[1.0]}) > 1
 
 
-@pytest.mark.parametrize("max_rows,admit", [(3, 0.25), (4, 1.0), (7, 0.0)])
-def test_prompts_joining_a_running_batch_get_the_same_tokens(chatty, chats, max_rows, admit):
-    """Waiting prompts are prefilled and merged into the running batch (left-padded to
-    its width, unused columns trimmed); each row's tokens are as if it ran alone."""
+@pytest.mark.parametrize("max_rows,admit,prefill", [(3, 0.25, 1024), (4, 1.0, 1024), (7, 0.0, 60), (12, 0.25, 60)])
+def test_prompts_joining_a_running_batch_get_the_same_tokens(chatty, chats, max_rows, admit, prefill):
+    """Waiting prompts are prefilled (in chunks of at most `prefill` padded tokens) and
+    merged into the running batch (left-padded to its width, unused columns trimmed);
+    each row's tokens are as if it ran alone."""
     model, tok = chatty
     prompts = sorted(prompt_ids(model, tok, chats), key=len, reverse=True)
     kwargs = dict(max_new_tokens=12, eos_token_ids=set(model.generation_config.eos_token_id),
                   pad_token_id=tok.pad_token_id)
     done = []
-    streamed = decode_stream(model, prompts, max_rows=max_rows, admit_fraction=admit, on_done=done.append, **kwargs)
+    streamed = decode_stream(model, prompts, max_rows=max_rows, admit_fraction=admit, prefill_tokens=prefill,
+                             on_done=done.append, **kwargs)
     assert streamed == decode_batch(model, prompts, **kwargs)
     assert sorted(done) == list(range(len(prompts)))
 
