@@ -200,7 +200,7 @@ def test_paired_batches_keep_each_pair_together_in_the_given_order(tmp_path):
 
 @pytest.mark.parametrize("override, message", [
     ({"backdoor": {"paired_batches": True, "train": {"per_device_train_batch_size": 7}}}, "needs an even"),
-    ({"backdoor": {"paired_batches": True}, "data": {"paired": False}}, "set data.paired: true"),
+    ({"backdoor": {"paired_batches": True, "contrast_weight": 1}, "data": {"paired": False}}, "set data.paired: true"),
 ])
 def test_bad_paired_batches_are_refused_in_one_line(override, message):
     with pytest.raises(UserError, match=message) as e:
