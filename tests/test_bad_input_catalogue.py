@@ -177,6 +177,8 @@ RECIPE_FILES = {
     "no_organisms": (b"organisms: []\n", ("no organisms",)),
     "duplicate_organism": (b"organisms: [{name: a}, {name: a}]\n", ("appears twice",)),
     "zero_eval_prompts": (b"evaluation: {n_prompts: 0}\n", ("evaluation.n_prompts must be at least 1",)),
+    "negative_scratchpad_tokens": (b"evaluation: {scratchpad_tokens: -1}\n",
+                                   ("evaluation.scratchpad_tokens must be 0 or more",)),
 }
 
 

