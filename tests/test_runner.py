@@ -27,7 +27,8 @@ safety:
     lora: {{r: 4, alpha: 8}}
     train: {{num_train_epochs: 2, per_device_train_batch_size: 2}}
     curve_points: 1
-evaluation: {{n_prompts: 4, curve_prompts: 2, max_new_tokens: 4, bootstrap_resamples: 200, batch_size: 8}}
+evaluation: {{n_prompts: 4, curve_prompts: 2, max_new_tokens: 4, scratchpad_tokens: 8, bootstrap_resamples: 200,
+              batch_size: 8}}
 """
 
 
