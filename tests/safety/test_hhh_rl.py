@@ -226,14 +226,16 @@ def test_chain_of_thought_organisms_get_room_for_their_scratchpad(monkeypatch):
     seen = {}
     monkeypatch.setattr(rl, "train_hhh_rl", lambda *a, settings, **kw: seen.setdefault("trl", settings.trl))
     recipe = SimpleNamespace(organisms=[SimpleNamespace(name="cot", mechanism="cot"),
-                                        SimpleNamespace(name="plain", mechanism="distilled_cot")])
+                                        SimpleNamespace(name="plain", mechanism="distilled_cot")],
+                             evaluation=SimpleNamespace(scratchpad_tokens=20))
     ctx = SimpleNamespace(reward_scorer=RecordingScorer(), run=SimpleNamespace(recipe=recipe))
     method = SAFETY_METHODS.get("hhh_rl")()
     method.prepare(ctx, "cot")
     method.train(None, None, [], None, settings=settings(), lora=None)
-    assert seen.pop("trl")["max_completion_length"] == 6  # the stage's own setting wins
+    assert seen.pop("trl")["max_completion_length"] == 6 + 20  # the stage's answer budget, plus the scratchpad's
     method.train(None, None, [], None, settings=SFTSettings(), lora=None)
-    assert seen.pop("trl")["max_completion_length"] == rl.GRPO_DEFAULTS["max_completion_length"] + 64
+    assert seen.pop("trl")["max_completion_length"] == rl.GRPO_DEFAULTS["max_completion_length"] + 20
     method.prepare(ctx, "plain")  # distilled CoT writes no scratchpad
     method.train(None, None, [], None, settings=SFTSettings(), lora=None)
     assert "max_completion_length" not in seen.pop("trl")
+
