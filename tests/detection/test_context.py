@@ -32,6 +32,8 @@ def test_context_matches_the_backdoor_evaluations_prompts(tiny_organism_dir):
     ctx = build_context(str(tiny_organism_dir), n=3, unusual=False)
     eval_rows = prompt_splits("packaged", 0)[1]["eval"][:3]
     assert ctx.clean == [r["prompt"] for r in eval_rows] and ctx.unusual_clean == []
+    every = build_context(str(tiny_organism_dir), n=None, unusual=False)  # n None: the whole eval split
+    assert every.clean == [r["prompt"] for r in prompt_splits("packaged", 0)[1]["eval"]]
 
 
 def test_a_model_without_trigger_metadata_needs_one(tiny_model_dir):

@@ -58,3 +58,44 @@ def test_benchmark_reuses_finished_cells_only_with_the_same_settings(tmp_path):
     assert bench.saved_cells(str(out), 50, {}, paths) == {}  # other options
     assert bench.saved_cells(str(out), 50, {"strip": {"k": 4}}, {"a": "elsewhere", "b": "runs/b"}) == {}
     assert bench.saved_cells(str(tmp_path / "missing.json"), 50, {}, paths) == {}
+
+
+def test_benchmark_reruns_the_cells_whose_organism_options_changed(tmp_path):
+    import json
+
+    bench = load_benchmark()
+    out = tmp_path / "grid.json"
+    paths = {"code_vuln": "runs/code"}
+    before = {"code_vuln": {"patching": {"target": "shell=True"}}}
+    grid = {"onion": {"code_vuln": {"auroc": 0.4}}, "patching": {"code_vuln": {"read_layer": 3}}}
+    saved = {"organisms": paths, "n": 50, "options": {}, "organism_options": before, "cells": grid, "results": grid}
+    out.write_text(json.dumps(saved))
+    both = {("onion", "code_vuln"), ("patching", "code_vuln")}
+    assert set(bench.saved_cells(str(out), 50, {}, paths, before)) == both
+    after = {"code_vuln": {"patching": {"target": "<scratchpad>I see", "n_target_tokens": 0}}}
+    assert set(bench.saved_cells(str(out), 50, {}, paths, after)) == {("onion", "code_vuln")}
+    # A file from before organism options were saved: cells that now have some run again.
+    del saved["organism_options"]
+    out.write_text(json.dumps(saved))
+    assert set(bench.saved_cells(str(out), 50, {}, paths, after)) == {("onion", "code_vuln")}
+    # The benchmark's own options for the code organism: the whole deployed reasoning.
+    code = bench.ORGANISM_OPTIONS["code_vuln"]
+    assert {d: o["target"] for d, o in code.items()} == {d: bench.CODE_TARGET for d in bench.TARGETED}
+    assert all(code[d]["n_target_tokens"] == 0 for d in ("attribution", "patching", "logit_lens"))
+    assert code["reconstruction"]["max_new_tokens"] == 320
+
+
+def test_benchmark_reruns_probe_cells_scored_on_other_prompt_counts(tmp_path):
+    import json
+
+    bench = load_benchmark()
+    out = tmp_path / "grid.json"
+    paths = {"a": "runs/a"}
+    grid = {"onion": {"a": {"auroc": 0.9}}, "contrast_probe": {"a": {"auroc": 0.93}}}
+    saved = {"organisms": paths, "n": 50, "options": {}, "cells": grid, "results": grid}
+    out.write_text(json.dumps(saved))
+    # A file from before --probe-n scored the probes on n prompts: reused only for probe_n == n.
+    assert set(bench.saved_cells(str(out), 50, {}, paths, probe_n=None)) == {("onion", "a")}
+    assert set(bench.saved_cells(str(out), 50, {}, paths, probe_n=50)) == {("onion", "a"), ("contrast_probe", "a")}
+    out.write_text(json.dumps({**saved, "probe_n": None}))
+    assert set(bench.saved_cells(str(out), 50, {}, paths, probe_n=None)) == {("onion", "a"), ("contrast_probe", "a")}
