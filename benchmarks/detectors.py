@@ -199,6 +199,8 @@ def main(argv=None) -> int:
             try:
                 result = run_detector(d, ctx, {**ORGANISM_OPTIONS.get(org, {}).get(d, {}), **(options.get(d) or {})})
                 grid[d][org], full[d][org] = cell(result), result
+            except UserError as e:  # a detector's refusal (e.g. no behaviour to localise): its one line
+                grid[d][org] = {"error": f"UserError: {e}"}
             except Exception as e:  # one failing cell must not hide the others; it shows as an error
                 grid[d][org] = {"error": f"{type(e).__name__}: {e}"}
                 traceback.print_exc(file=sys.stderr)
