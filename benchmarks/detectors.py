@@ -29,6 +29,7 @@ something else, e.g. `elicitation_rate`; a failed cell holds `error`).
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -176,36 +177,34 @@ def main(argv=None) -> int:
                 todo.append(d)
         if not todo:
             continue
-        todo.sort(key=lambda d: d in PROBES)  # the probes last, on their own context
+        todo.sort(key=lambda d: d in PROBES)  # the probes last, on their own context if probe_n != n
         if not Path(paths[org]).exists():
             for d in todo:
                 grid[d][org] = {"error": f"no model at {paths[org]}; make it (see this script's docstring) "
                                          f"or pass --{org.replace('_', '-')} PATH"}
             continue
-        contexts: dict = {}  # prompts per condition -> context (the probes may use more)
-        for d in todo:
-            want = probe_n if d in PROBES else args.n
-            if want not in contexts:
-                contexts.clear()  # one model in memory at a time
-                try:
-                    contexts[want] = build_context(paths[org], n=want, **extra)
-                except UserError as e:
-                    contexts[want] = e
-            ctx = contexts[want]
-            if isinstance(ctx, UserError):
-                grid[d][org] = {"error": str(ctx)}
-                continue
-            print(f"{d} on {org} ...", file=sys.stderr)
+        # one context (and model) in memory at a time: the others' prompt count, then the probes'
+        for n, group in itertools.groupby(todo, key=lambda d: probe_n if d in PROBES else args.n):
+            group = list(group)
             try:
-                result = run_detector(d, ctx, {**ORGANISM_OPTIONS.get(org, {}).get(d, {}), **(options.get(d) or {})})
-                grid[d][org], full[d][org] = cell(result), result
-            except UserError as e:  # a detector's refusal (e.g. no behaviour to localise): its one line
-                grid[d][org] = {"error": f"UserError: {e}"}
-            except Exception as e:  # one failing cell must not hide the others; it shows as an error
-                grid[d][org] = {"error": f"{type(e).__name__}: {e}"}
-                traceback.print_exc(file=sys.stderr)
-            save()
-        del contexts, ctx
+                ctx = build_context(paths[org], n=n, **extra)
+            except UserError as e:
+                for d in group:
+                    grid[d][org] = {"error": str(e)}
+                continue
+            for d in group:
+                print(f"{d} on {org} ...", file=sys.stderr)
+                chosen = {**ORGANISM_OPTIONS.get(org, {}).get(d, {}), **(options.get(d) or {})}
+                try:
+                    result = run_detector(d, ctx, chosen)
+                    grid[d][org], full[d][org] = cell(result), result
+                except UserError as e:  # a detector's refusal (e.g. no behaviour to localise): its one line
+                    grid[d][org] = {"error": f"UserError: {e}"}
+                except Exception as e:  # one failing cell must not hide the others; it shows as an error
+                    grid[d][org] = {"error": f"{type(e).__name__}: {e}"}
+                    traceback.print_exc(file=sys.stderr)
+                save()
+            del ctx
     save()
     print(benchmark_table(grid, organisms))
     print(f"total {time.perf_counter() - started:.0f} s")

