@@ -19,7 +19,9 @@ Input detectors report AUROC and FPR@95%TPR on the organism's triggered vs clean
 and unusual) eval prompts; model detectors report their own headline figure. The last
 line is one JSON object: {"<detector>": {"<organism>": {"auroc", "fpr_at_95_tpr", "seconds"}}}
 (a model detector's cell holds its headline figure instead of `auroc` when that is
-something else, e.g. `elicitation_rate`; a failed cell holds `error`).
+something else, e.g. `elicitation_rate`; a probe's cell adds its layer sweep's
+`best_layer`, `best_layer_auroc` and `heldout_layer_auroc`, the AUROC of a layer chosen on
+half the prompts and scored on the other half; a failed cell holds `error`).
 
     .venv/bin/python benchmarks/detectors.py                      # all detectors, all organisms
     .venv/bin/python benchmarks/detectors.py --detectors onion,contrast_probe --n 50
@@ -81,6 +83,9 @@ ORGANISM_OPTIONS = {"code_vuln": {
 }}
 
 
+SWEEP_KEYS = ("best_layer", "best_layer_auroc", "heldout_layer_auroc")
+
+
 def cell(result: dict) -> dict:
     """The benchmark's figures of one result."""
     key = result.get("headline", "auroc")
@@ -88,6 +93,9 @@ def cell(result: dict) -> dict:
     if "auroc" in result:
         out["auroc"] = result["auroc"]
     out["fpr_at_95_tpr"] = result.get("fpr_at_95_tpr")
+    for key in SWEEP_KEYS:  # a probe's layer sweep: its best layer, and a layer chosen on held-out prompts
+        if key in result:
+            out[key] = result[key]
     out["seconds"] = result.get("seconds")
     return out
 

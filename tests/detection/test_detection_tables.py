@@ -19,6 +19,10 @@ def test_benchmark_cells_hold_auroc_or_the_model_detectors_headline():
         {"auroc": 0.9, "fpr_at_95_tpr": 0.2, "seconds": 3.0}
     assert bench.cell({"headline": "elicitation_rate", "elicitation_rate": 0.6, "seconds": 9.0}) == \
         {"elicitation_rate": 0.6, "fpr_at_95_tpr": None, "seconds": 9.0}
+    probe = {"headline": "auroc", "auroc": 0.8, "fpr_at_95_tpr": 0.4, "seconds": 5.0, "layer_auroc": [0.8, 0.95],
+             "best_layer": 1, "best_layer_auroc": 0.95, "heldout_layer_auroc": 0.93, "heldout_layers": [1, 1]}
+    assert bench.cell(probe) == {"auroc": 0.8, "fpr_at_95_tpr": 0.4, "best_layer": 1, "best_layer_auroc": 0.95,
+                                 "heldout_layer_auroc": 0.93, "seconds": 5.0}
 
 
 def test_benchmark_table_lists_every_cell_including_errors():
@@ -27,6 +31,9 @@ def test_benchmark_table_lists_every_cell_including_errors():
     lines = benchmark_table(grid, ["a", "b"]).splitlines()
     assert len(lines) == 2 + 3
     assert "0.910" in lines[2] and "error" in lines[3] and "elicitation_rate" in lines[4] and "0.550" in lines[4]
+    probe = {"auroc": 0.8, "fpr_at_95_tpr": 0.4, "best_layer": 9, "best_layer_auroc": 0.95,
+             "heldout_layer_auroc": 0.93, "seconds": 5.0}
+    assert "0.800; best layer 9: 0.950, held-out choice: 0.930" in benchmark_table({"contrast_probe": {"a": probe}}, ["a"])
 
 
 def test_summary_shows_metrics_sweep_and_defence():
