@@ -119,15 +119,22 @@ def saved_cells(out: Optional[str], n: int, options: dict, paths: dict,
     if saved.get("n") != n or saved.get("options") != options:
         print(f"{out} was written with other settings; running every cell again", file=sys.stderr)
         return {}
-    cells, results, orgs = saved.get("cells") or {}, saved.get("results") or {}, saved.get("organisms") or {}
-    per_organism = saved.get("organism_options") or {}
+    cells, results = saved.get("cells") or {}, saved.get("results") or {}
     # files from before --probe-n scored the probes on n prompts too
     saved_probe_n = saved["probe_n"] if "probe_n" in saved else saved.get("n")
     return {(d, o): (c, results.get(d, {}).get(o))
             for d, row in cells.items() for o, c in row.items()
-            if "error" not in c and orgs.get(o) == paths.get(o) and results.get(d, {}).get(o) is not None
-            and per_organism.get(o, {}).get(d) == organism_options.get(o, {}).get(d)
+            if "error" not in c and results.get(d, {}).get(o) is not None
+            and made_alike(saved, d, o, paths, organism_options)
             and (d not in PROBES or saved_probe_n == probe_n)}
+
+
+def made_alike(saved: dict, detector: str, org: str, paths: dict, organism_options: dict) -> bool:
+    """Was `saved`'s cell (detector, org) made on the model at `paths[org]` with the
+    per-organism options `organism_options` give that cell?"""
+    saved_options = (saved.get("organism_options") or {}).get(org) or {}
+    return ((saved.get("organisms") or {}).get(org) == paths.get(org)
+            and saved_options.get(detector) == (organism_options.get(org) or {}).get(detector))
 
 
 def merged_with_saved(out: str, record: dict, detectors: Optional[list] = None) -> dict:
@@ -148,11 +155,8 @@ def merged_with_saved(out: str, record: dict, detectors: Optional[list] = None) 
     saved_orgs, saved_opts = saved.get("organisms") or {}, saved.get("organism_options") or {}
     record_opts = record.get("organism_options") or {}
 
-    def keep(d: str, o: str) -> bool:
-        if o not in mine:
-            return True
-        return (d not in ours and saved_orgs.get(o) == record["organisms"][o]
-                and (saved_opts.get(o) or {}).get(d) == (record_opts.get(o) or {}).get(d))
+    def keep(d: str, o: str) -> bool:  # this run has no cell (d, o) of its own to write
+        return o not in mine or (d not in ours and made_alike(saved, d, o, record["organisms"], record_opts))
 
     merged = {**record, "organisms": {**{o: v for o, v in saved_orgs.items() if o not in mine}, **record["organisms"]},
               "organism_options": {**{o: v for o, v in saved_opts.items() if o not in mine},
@@ -161,7 +165,7 @@ def merged_with_saved(out: str, record: dict, detectors: Optional[list] = None) 
         table = {d: dict(row) for d, row in record[key].items()}
         for d, row in (saved.get(key) or {}).items():
             for o, v in row.items():
-                if keep(d, o) and o not in table.get(d, {}):
+                if keep(d, o):
                     table.setdefault(d, {})[o] = v
         merged[key] = table
     return merged
