@@ -175,10 +175,36 @@ def test_train_sft_follows_trls_loss_curve(tiny, tmp_path):
     assert losses(fast_history) == pytest.approx(losses(plain.state.log_history), rel=1e-4)
     tokens = [h["num_tokens"] for h in fast_history if "num_tokens" in h]
     assert tokens == [h["num_tokens"] for h in plain.state.log_history if "num_tokens" in h]
+    for key in ("entropy", "mean_token_accuracy"):
+        assert [h[key] for h in fast_history if "loss" in h] == pytest.approx(
+            [h[key] for h in plain.state.log_history if "loss" in h], rel=1e-3)
     plain_weights = {n: p for n, p in plain.model.named_parameters() if "lora" in n}
     for n, p in fast_model.named_parameters():
         if "lora" in n:
             torch.testing.assert_close(p, plain_weights[n], rtol=1e-3, atol=1e-5)
+
+
+def test_entropy_and_accuracy_are_computed_on_the_logged_steps_only(tiny, tmp_path, monkeypatch):
+    """Every logged step carries entropy and token accuracy, computed on that step; the
+    steps in between skip the exp over the vocabulary. Tokens are counted every step."""
+    computed = []
+    real_exp = torch.Tensor.exp
+
+    def counting_exp(t):
+        if t.dim() == 2 and t.shape[-1] == len(tiny.tokenizer):
+            computed.append(1)
+        return real_exp(t)
+
+    monkeypatch.setattr(torch.Tensor, "exp", counting_exp)
+    settings = SFTSettings(num_train_epochs=2, per_device_train_batch_size=4, max_length=64, learning_rate=5e-3,
+                           trl={"bf16": False, "logging_steps": 3})
+    logs = LogRecorder()
+    _, steps = train_sft(copy.deepcopy(tiny.model), tiny.tokenizer, ROWS, tmp_path / "fast", settings=settings,
+                         lora=LoraSettings(r=4, alpha=8), callbacks=[logs])
+    logged = [h for h in logs.history if "loss" in h]
+    assert steps == 6 and len(logged) == 2 and len(computed) == 2
+    assert all(0 < h["mean_token_accuracy"] <= 1 and h["entropy"] > 0 for h in logged)
+    assert logged[-1]["num_tokens"] > logged[0]["num_tokens"] > 0
 
 
 class LogRecorder(TrainerCallback):
