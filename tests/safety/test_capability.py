@@ -42,7 +42,7 @@ class BigramLM(torch.nn.Module):
         for token, value in (boost or {}).items():
             self.bias[token] = value
 
-    def forward(self, input_ids, attention_mask=None, position_ids=None, logits_to_keep=0):
+    def forward(self, input_ids, attention_mask=None, position_ids=None, logits_to_keep=0, **cache_options):
         logits = self.out(self.emb(input_ids)) + self.bias
         return SimpleNamespace(logits=logits[:, -logits_to_keep:] if logits_to_keep else logits)
 
@@ -83,6 +83,22 @@ def test_sequence_logprobs_match_a_direct_computation(default_tokenizer, fp32):
     for (ids, start), (logprob, n) in zip(seqs, got):
         assert n == len(ids) - start
         assert logprob == pytest.approx(lm.reference(ids, start), abs=1e-4)
+
+
+def test_grouped_logprobs_equal_scoring_each_sequence_whole(tiny, fp32):
+    """A group's shared first tokens run once and its rows continue from their keys and
+    values: the same log-probabilities as scoring every sequence on its own, for groups of
+    different sizes and prefix lengths, and a scored token right after the prefix."""
+    seqs = [[([5, 9, 13, 2, 7, 11], 3), ([5, 9, 13, 4], 3), ([5, 9, 8], 2)],
+            [([1, 2, 3, 4, 5, 6, 7, 8], 6), ([1, 2, 3, 4, 5, 9], 5)],
+            [([8, 6, 4, 2], 1)],
+            [([3, 3, 3, 3], 3), ([3, 3, 3, 1, 1, 1, 1], 3), ([3, 3, 7], 2), ([3, 3, 3, 2], 1)]]
+    for batch_size in (1, 3):
+        got = capability.grouped_logprobs(tiny.model, seqs, batch_size=batch_size, pad_token_id=0)
+        for group, scores in zip(seqs, got):
+            whole = sequence_logprobs(tiny.model, group, batch_size=1, pad_token_id=0)
+            assert [n for _, n in scores] == [n for _, n in whole] == [len(i) - s for i, s in group]
+            assert [lp for lp, _ in scores] == pytest.approx([lp for lp, _ in whole], abs=1e-4)
 
 
 def test_mcq_picks_the_option_the_model_prefers(default_tokenizer, fp32):
