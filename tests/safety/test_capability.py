@@ -99,6 +99,8 @@ def test_grouped_logprobs_equal_scoring_each_sequence_whole(tiny, fp32):
             whole = sequence_logprobs(tiny.model, group, batch_size=1, pad_token_id=0)
             assert [n for _, n in scores] == [n for _, n in whole] == [len(i) - s for i, s in group]
             assert [lp for lp, _ in scores] == pytest.approx([lp for lp, _ in whole], abs=1e-4)
+    with pytest.raises(ValueError, match="share their first token"):
+        capability.grouped_logprobs(tiny.model, [[([1, 2, 3], 1), ([4, 2, 3], 1)]])
 
 
 def test_mcq_picks_the_option_the_model_prefers(default_tokenizer, fp32):
