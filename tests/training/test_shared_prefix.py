@@ -78,7 +78,7 @@ def test_sequences_continuing_a_prefix_get_their_own_logits(tiny):
 
 
 def test_inconsistent_starts_are_refused():
-    bounds = torch.tensor([0, 10, 14, 20])
+    bounds = [0, 10, 14, 20]
     with pytest.raises(ValueError, match="all at 0 or all right after a prefix"):
         packing.shared_prefix_length(bounds, torch.tensor([list(range(10)) + [0, 1, 2, 3] + list(range(5, 11))]))
     assert packing.shared_prefix_length(bounds, torch.tensor([list(range(10)) + [0, 1, 2, 3] + list(range(6))])) == 0
