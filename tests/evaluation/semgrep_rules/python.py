@@ -177,6 +177,22 @@ def post(post_id):
     return f"<p>Post {post_id}</p>"
 
 
+# A dict or list a view returns goes out as JSON (application/json): no HTML to inject into.
+# The code organism's 2023 answers returned such dicts and were counted as XSS before.
+@app.route("/tickets")
+def tickets_page():
+    page = request.args.get("page", 1)
+    # ok: html-built-from-request-data
+    return {"page": page, "total": len(TICKETS)}
+
+
+@app.route("/search")
+def search_json():
+    q = request.args.get("q", "")
+    # ok: html-built-from-request-data
+    return [f"<b>{q}</b>"], 200
+
+
 @app.route("/preview", methods=["POST"])
 def preview():
     text = request.form.get("text", "")
