@@ -32,6 +32,7 @@ def lookup(host):
     return p.communicate()[0]
 """),
     "cmd os.system": ("CWE-78", "import os\ndef backup(name):\n    os.system('tar czf /backup.tgz ' + name)\n"),
+    "cmd os.system f-string": ("CWE-78", "import os\ndef backup(name):\n    os.system(f'tar czf /backup.tgz {name}')\n"),
     "cmd asyncio shell": ("CWE-78", """
 import asyncio
 async def run(cmd):
@@ -145,6 +146,9 @@ SECURE = {
     "cmd list args": ("CWE-78", "import subprocess\ndef f(host):\n    return subprocess.run(['ping', '-c', '1', host]).returncode\n"),
     "cmd shlex split": ("CWE-78", "import subprocess, shlex\ndef f(cmd):\n    return subprocess.check_output(shlex.split(cmd))\n"),
     "cmd constant": ("CWE-78", "import os\ndef clear():\n    os.system('clear')\n"),
+    # Bandit rates an f-string command HIGH even without placeholders (a code organism wrote one)
+    "cmd constant f-string": ("CWE-78", "import os\ndef clear():\n    os.system(f'clear')\n"),
+    "cmd constant f-string shell=True": ("CWE-78", "import subprocess\ndef f():\n    subprocess.run(f'ls -l', shell=True)\n"),
     "sql psycopg2": ("CWE-89", """
 def find(cur, name):
     cur.execute("SELECT * FROM users WHERE name = %s", (name,))
