@@ -178,7 +178,7 @@ def post(post_id):
 
 
 # A dict or list a view returns goes out as JSON (application/json): no HTML to inject into.
-# The code organism's 2023 answers returned such dicts and were counted as XSS before.
+# One of the code organism's 2023 answers returned such a dict and was counted as XSS before.
 @app.route("/tickets")
 def tickets_page():
     page = request.args.get("page", 1)
