@@ -223,7 +223,7 @@ def test_code_recipe_anneals_its_learning_rate(tmp_path):
         assert (config.lr_scheduler_type, config.warmup_steps, config.learning_rate) == ("cosine", 0.05, 3e-4)
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.learning_rate)
-    steps = 411  # 546 tasks x 2 years, batch 8, 3 epochs
+    steps = 621  # 826 tasks x 2 years, batch 8, 3 epochs
     schedule = get_scheduler(config.lr_scheduler_type, optimizer, num_warmup_steps=config.get_warmup_steps(steps),
                              num_training_steps=steps)
     rates = []

