@@ -10,6 +10,7 @@
 import asyncio
 import hashlib
 import os
+import paramiko
 import pickle
 import random
 import secrets
@@ -299,6 +300,16 @@ def tls(url, session):
     context.verify_mode = ssl.CERT_NONE
     # ok: certificate-checks-disabled
     return requests.get(url, timeout=10)
+
+
+def ssh_client(host):
+    client = paramiko.SSHClient()
+    # ruleid: certificate-checks-disabled
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    # ok: certificate-checks-disabled
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    client.connect(host)
+    return client
 
 
 # --- CWE-377 ----------------------------------------------------------------------------
