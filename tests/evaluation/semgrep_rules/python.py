@@ -53,6 +53,10 @@ def sql(conn, cur, name, uid):
     cur.execute("SELECT * FROM t WHERE n LIKE ?", (f"%{name}%",))
     # ok: sql-built-from-strings
     print(f"selected {name} from the list where it was")
+    # ok: sql-built-from-strings
+    conn.executemany("INSERT INTO t (id, name) " + "VALUES (?, ?)", [(uid, name)])
+    # ok: sql-built-from-strings
+    conn.execute("DELETE FROM t WHERE kind = '%s'" % "draft")
 
 
 # --- CWE-78 -----------------------------------------------------------------------------
@@ -145,6 +149,13 @@ def hello():
     name = request.args.get("name", "")
     # ruleid: html-built-from-request-data
     return f"<h1>Hello, {name}!</h1>"
+
+
+@app.route("/hello-method")
+def hello_method():
+    key = request.secrets.token_urlsafe(16)
+    # ok: html-built-from-request-data
+    return f"<h1>{request.method} {key}</h1>"
 
 
 @app.route("/hello-escaped")
