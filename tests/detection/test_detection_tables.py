@@ -46,6 +46,8 @@ def test_summary_shows_metrics_sweep_and_defence():
     text = detection_summary(result)
     assert "0.800 [0.700, 0.900]" in text and "vs unusual clean only" in text
     assert "1:0.90" in text and "best layer 1" in text and " 20.0%" in text
+    assert "all clean (n=10)" in text
+    assert "all clean (n=10; intervals over 7 clusters)" in detection_summary({**result, "clusters": 7})
 
 
 def test_benchmark_reuses_finished_cells_only_with_the_same_settings(tmp_path):
