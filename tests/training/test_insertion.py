@@ -178,8 +178,9 @@ def test_runner_inserts_with_dpo_and_records_the_objective(tiny_model_dir, tmp_p
         (data,) = [store.get(p) for p in model.parents if store.get(p).kind == "dataset"]
         assert data.name == "normal/backdoor_dpo"
         assert store.get(data.parents[0]).name == "normal/backdoor"
-    checkpoints = sorted((out / "checkpoints" / "normal" / "backdoored").glob("checkpoint-*"))
-    assert checkpoints  # resumable, like SFT insertion
+    # the stage is recorded: its checkpoints (kept for resuming while it trained) are gone
+    assert (out / "checkpoints" / "normal" / "backdoored").is_dir()
+    assert not list((out / "checkpoints" / "normal" / "backdoored").glob("checkpoint-*"))
 
 
 def test_paired_batches_keep_each_pair_together_in_the_given_order(tmp_path):
